@@ -1,0 +1,1 @@
+//! iii-engine: an engine that speaks the iii worker protocol so the official SDKs work unchanged.

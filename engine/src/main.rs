@@ -1,0 +1,3 @@
+//! `iii-engine` command line.
+
+fn main() {}

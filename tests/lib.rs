@@ -1,0 +1,1 @@
+//! Empty library target: the end-to-end tests live in `it/` and build into one binary.
