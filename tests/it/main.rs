@@ -1,1 +1,15 @@
 //! End-to-end tests: one binary, real processes on ephemeral loopback ports.
+//!
+//! Build the binaries first (`cargo build --bins`) and install the SDK drivers
+//! (`scripts/setup`); `scripts/test` does both.
+
+// Test code: failing loudly is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod builtins;
+mod channels;
+mod http_api;
+mod protocol;
+mod sdk_node;
+mod sdk_python;
+mod support;

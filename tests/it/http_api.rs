@@ -1,0 +1,215 @@
+//! The REST API (iii-http) with `http` triggers registered by the Node SDK (protocol.md §3.3).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::http::{self, Response};
+use crate::support::{Driver, Engine, eventually};
+
+/// A Node worker with an `http` function registered under `id` and bound to
+/// `method path`; the handler answers `status` with `headers` and echoes the request.
+async fn node_route(
+    engine: &Engine,
+    id: &str,
+    method: &str,
+    path: &str,
+    status: u16,
+    headers: Value,
+) -> Driver {
+    let mut node = Driver::node(engine, "node-http").await;
+    node.ok(
+        "register",
+        json!({"functions": [{"id": id, "kind": "http", "status": status, "headers": headers}]}),
+    )
+    .await;
+    node.ok(
+        "register_trigger",
+        json!({"key": id, "type": "http", "function_id": id,
+               "config": {"api_path": path, "http_method": method}}),
+    )
+    .await;
+    node
+}
+
+fn assert_not_found(resp: &Response) {
+    assert_eq!(resp.status, 404, "body: {}", resp.text());
+    assert_eq!(
+        resp.json()["error"]["code"],
+        "NOT_FOUND",
+        "404 body per §3.3: {}",
+        resp.text()
+    );
+}
+
+#[tokio::test]
+async fn unknown_route_answers_404_not_found() {
+    let engine = Engine::start().await;
+    let resp = http::get(engine.http(), "/no/such/route").await;
+    assert_not_found(&resp);
+}
+
+#[tokio::test]
+async fn get_trigger_passes_path_and_query_params_with_custom_status_and_headers() {
+    let engine = Engine::start().await;
+    let _node = node_route(
+        &engine,
+        "api::get_item",
+        "GET",
+        "/items/:id",
+        201,
+        json!({"x-custom": "yes", "content-type": "application/json"}),
+    )
+    .await;
+
+    let resp = http::request(
+        engine.http(),
+        "GET",
+        "/items/42?q=abc&page=2",
+        &[("x-request-tag", "t1")],
+        None,
+    )
+    .await;
+    assert_eq!(resp.status, 201, "body: {}", resp.text());
+    assert_eq!(resp.header("x-custom"), Some("yes"), "{:?}", resp.headers);
+    let body = resp.json();
+    assert_eq!(body["method"], "GET", "{body}");
+    assert_eq!(
+        body["path"], "/items/:id",
+        "path is the registered pattern: {body}"
+    );
+    assert_eq!(body["path_params"], json!({"id": "42"}), "{body}");
+    assert_eq!(
+        body["query_params"],
+        json!({"q": "abc", "page": "2"}),
+        "{body}"
+    );
+    assert_eq!(
+        body["headers"]["x-request-tag"], "t1",
+        "lowercased headers: {body}"
+    );
+    assert_eq!(body["body"], Value::Null, "no JSON body on GET: {body}");
+}
+
+#[tokio::test]
+async fn post_trigger_receives_the_json_body() {
+    let engine = Engine::start().await;
+    let _node = node_route(
+        &engine,
+        "api::create",
+        "post",
+        "users",
+        202,
+        json!({"X-Created-By": "node"}),
+    )
+    .await;
+
+    let sent = json!({"name": "x", "tags": [1, 2, 3], "nested": {"ok": true}});
+    let resp = http::post_json(engine.http(), "/users", &sent).await;
+    assert_eq!(resp.status, 202, "body: {}", resp.text());
+    assert_eq!(
+        resp.header("x-created-by"),
+        Some("node"),
+        "{:?}",
+        resp.headers
+    );
+    assert!(
+        resp.header("content-type")
+            .is_some_and(|v| v.contains("application/json")),
+        "JSON body without a content-type gets application/json: {:?}",
+        resp.headers
+    );
+    let body = resp.json();
+    assert_eq!(body["method"], "POST", "{body}");
+    assert_eq!(body["body"], sent, "{body}");
+}
+
+#[tokio::test]
+async fn unregistered_trigger_answers_404() {
+    let engine = Engine::start().await;
+    let mut node = node_route(&engine, "api::temp", "GET", "/temp", 200, json!({})).await;
+    assert_eq!(http::get(engine.http(), "/temp").await.status, 200);
+
+    node.ok("unregister_trigger", json!({"key": "api::temp"}))
+        .await;
+    // The driver's sync round trip ran after the unregister frame: no waiting needed.
+    assert_not_found(&http::get(engine.http(), "/temp").await);
+}
+
+#[tokio::test]
+async fn route_is_removed_when_its_worker_leaves() {
+    let engine = Engine::start().await;
+    let mut node = node_route(&engine, "api::leaving", "GET", "/leaving", 200, json!({})).await;
+    assert_eq!(http::get(engine.http(), "/leaving").await.status, 200);
+    node.kill().await;
+    // Cleanup follows the socket close; poll with a deadline.
+    let addr = engine.http();
+    let resp = eventually(
+        Duration::from_secs(10),
+        "route removed after disconnect",
+        || async move {
+            let r = http::get(addr, "/leaving").await;
+            (r.status == 404).then_some(r)
+        },
+    )
+    .await;
+    assert_not_found(&resp);
+}
+
+#[tokio::test]
+async fn handler_failure_answers_500_with_the_error_code() {
+    let engine = Engine::start().await;
+    let mut node = Driver::node(&engine, "node-http").await;
+    node.register(&[("api::boom", "boom")]).await;
+    node.ok(
+        "register_trigger",
+        json!({"key": "b", "type": "http", "function_id": "api::boom",
+               "config": {"api_path": "/boom", "http_method": "GET"}}),
+    )
+    .await;
+    let resp = http::get(engine.http(), "/boom").await;
+    assert_eq!(resp.status, 500, "body: {}", resp.text());
+    assert_eq!(
+        resp.json()["error"]["code"],
+        "invocation_failed",
+        "{}",
+        resp.text()
+    );
+}
+
+#[tokio::test]
+async fn http_helper_streams_status_headers_and_body() {
+    let engine = Engine::start().await;
+    let mut node = Driver::node(&engine, "node-http").await;
+    node.ok(
+        "register",
+        json!({"functions": [{"id": "api::stream", "kind": "http_stream", "status": 203,
+                               "headers": {"content-type": "text/plain", "x-streamed": "yes"}}]}),
+    )
+    .await;
+    node.ok(
+        "register_trigger",
+        json!({"key": "s", "type": "http", "function_id": "api::stream",
+               "config": {"api_path": "/stream", "http_method": "GET"}}),
+    )
+    .await;
+    let resp = http::get(engine.http(), "/stream").await;
+    assert_eq!(resp.status, 203, "body: {}", resp.text());
+    assert_eq!(resp.header("x-streamed"), Some("yes"), "{:?}", resp.headers);
+    assert_eq!(resp.text(), "hello world");
+}
+
+#[tokio::test]
+async fn request_slower_than_default_timeout_answers_504() {
+    let engine = Engine::start_with_fixture("engine-short-timeout.yaml").await;
+    let mut node = Driver::node(&engine, "node-http").await;
+    node.register(&[("api::slow", "slow")]).await;
+    node.ok(
+        "register_trigger",
+        json!({"key": "slow", "type": "http", "function_id": "api::slow",
+               "config": {"api_path": "/slow", "http_method": "GET"}}),
+    )
+    .await;
+    let resp = http::get(engine.http(), "/slow").await;
+    assert_eq!(resp.status, 504, "body: {}", resp.text());
+}

@@ -1,0 +1,181 @@
+//! The real `iii-engine` binary on ephemeral loopback ports.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+
+use super::{tests_dir, workspace_root};
+
+/// How long the engine may take to write its ready file.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The ready file the engine writes once its listeners accept.
+#[derive(Debug, Deserialize)]
+struct ReadyFile {
+    service: String,
+    pid: u32,
+    addrs: std::collections::BTreeMap<String, String>,
+}
+
+/// A running engine. Killed when dropped; its stderr is printed if the test failed.
+#[derive(Debug)]
+pub(crate) struct Engine {
+    child: Child,
+    dir: TempDir,
+    pid: u32,
+    /// Trusted worker WebSocket listener (`addrs.worker`).
+    pub(crate) worker_addr: SocketAddr,
+    /// REST API listener (`addrs.http`), when iii-http is configured.
+    pub(crate) http_addr: Option<SocketAddr>,
+}
+
+/// Path of the engine binary: `III_ENGINE_BIN`, else `<workspace>/target/debug/iii-engine`.
+pub(crate) fn engine_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("III_ENGINE_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let bin = target.join("debug").join("iii-engine");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build --bins` first (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+impl Engine {
+    /// Starts the engine with `tests/fixtures/engine.yaml` (worker manager + iii-http, port 0).
+    pub(crate) async fn start() -> Self {
+        Self::start_with_fixture("engine.yaml").await
+    }
+
+    /// Starts the engine with a config file from `tests/fixtures/`.
+    pub(crate) async fn start_with_fixture(name: &str) -> Self {
+        let path = tests_dir().join("fixtures").join(name);
+        let yaml = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        Self::start_with_config(&yaml).await
+    }
+
+    /// Starts the engine with `yaml` as its config file.
+    pub(crate) async fn start_with_config(yaml: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("config.yaml");
+        std::fs::write(&config, yaml).expect("write config");
+        let ready = dir.path().join("engine.ready.json");
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file");
+        let stdout = std::fs::File::create(dir.path().join("stdout.log")).expect("stdout file");
+        let child = Command::new(engine_bin())
+            .arg("--config")
+            .arg(&config)
+            .arg("--ready-file")
+            .arg(&ready)
+            .current_dir(dir.path())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", engine_bin().display()));
+        let pid = child.id().expect("child pid");
+        let mut engine = Self {
+            child,
+            dir,
+            pid,
+            worker_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_addr: None,
+        };
+        let ready = engine.wait_ready(&ready).await;
+        assert_eq!(ready.service, "iii-engine", "ready file service");
+        assert_eq!(ready.pid, pid, "ready file pid");
+        engine.worker_addr = ready
+            .addrs
+            .get("worker")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("ready file has no usable addrs.worker: {:?}", ready.addrs));
+        engine.http_addr = ready.addrs.get("http").and_then(|a| a.parse().ok());
+        engine
+    }
+
+    async fn wait_ready(&mut self, path: &Path) -> ReadyFile {
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok(text) = std::fs::read_to_string(path) {
+                match serde_json::from_str::<ReadyFile>(&text) {
+                    Ok(ready) => return ready,
+                    // Written atomically, so a half file is a bug, not a race.
+                    Err(e) => panic!("ready file is not the documented JSON ({e}): {text:?}"),
+                }
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "iii-engine exited before it was ready ({status})\n--- engine stderr ---\n{}",
+                    self.stderr()
+                );
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!(
+                    "iii-engine wrote no ready file within {READY_TIMEOUT:?}\n--- engine stderr ---\n{}",
+                    self.stderr()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `ws://127.0.0.1:PORT` — the URL the SDKs take.
+    pub(crate) fn ws_url(&self) -> String {
+        format!("ws://{}", self.worker_addr)
+    }
+
+    /// The REST API address; panics when iii-http is not configured.
+    pub(crate) fn http(&self) -> SocketAddr {
+        self.http_addr.expect("the engine reported no http address")
+    }
+
+    /// The engine's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Everything the engine wrote to stderr so far.
+    pub(crate) fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+            + &std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
+    }
+
+    /// Panics (with the engine's output) if the engine has exited.
+    pub(crate) fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!(
+                "iii-engine exited ({status})\n--- engine output ---\n{}",
+                self.stderr()
+            );
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- iii-engine (pid {}) output ---\n{}--- end of iii-engine output ---",
+                self.pid,
+                self.stderr()
+            );
+        }
+    }
+}

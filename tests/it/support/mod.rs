@@ -1,0 +1,65 @@
+//! Helpers for the end-to-end tests: the engine process, the SDK drivers, a raw
+//! WebSocket client and a raw HTTP/1.1 client. Every wait here is bounded.
+
+// Test support prints captured child output when a test fails; not every helper is used
+// by every test.
+#![allow(clippy::print_stderr, dead_code)]
+
+pub(crate) mod driver;
+pub(crate) mod engine;
+pub(crate) mod http;
+pub(crate) mod ws;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub(crate) use driver::Driver;
+pub(crate) use engine::Engine;
+pub(crate) use ws::RawWorker;
+
+/// Upper bound for anything that should happen "at once" (a frame, a reply).
+pub(crate) const STEP: Duration = Duration::from_secs(10);
+
+/// The workspace root (the parent of this crate).
+pub(crate) fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// `tests/` itself: drivers and fixtures live under it.
+pub(crate) fn tests_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Awaits `fut` for at most `limit`, panicking with `what` when it takes longer.
+pub(crate) async fn within<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("timed out after {limit:?}: {what}"),
+    }
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, for at most `limit`.
+pub(crate) async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("not reached within {limit:?}: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// True when `s` is a hyphenated lowercase UUID.
+pub(crate) fn is_uuid(s: &str) -> bool {
+    s.len() == 36 && uuid::Uuid::parse_str(s).is_ok() && s == s.to_ascii_lowercase()
+}
