@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Worker → engine → worker round trips with the official Node iii-sdk clients, and memory per
+# idle worker connection. Not part of CI. See bench/README.md.
+#
+#   bench/roundtrip.sh                    # our release engine
+#   III_BIN=/path/to/iii bench/roundtrip.sh   # ... and the reference iii engine, side by side
+#
+# Knobs (env): SEQ=5000 calls at 1 in flight, PAR=50000 calls at 64 in flight,
+# IDLE=1000 idle connections, TIMEOUT_MS=2000 per call (a call past it counts as lost).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+SEQ=${SEQ:-5000}
+PAR=${PAR:-50000}
+IDLE=${IDLE:-1000}
+TIMEOUT_MS=${TIMEOUT_MS:-2000}
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+
+scripts/setup >&2
+log "building the release engine"
+cargo build --release --bin iii-engine >&2
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Polls `cmd` every 50 ms for at most `secs` seconds.
+wait_for() {
+  local secs=$1; shift
+  local tries=$((secs * 20))
+  until "$@"; do
+    tries=$((tries - 1))
+    [ "$tries" -gt 0 ] || return 1
+    sleep 0.05
+  done
+}
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Starts our engine on ephemeral ports; sets ENGINE_PID and ENGINE_URL.
+start_ours() {
+  local dir=$work/ours
+  mkdir -p "$dir"
+  cat >"$dir/config.yaml" <<'YAML'
+workers:
+  - name: iii-worker-manager
+    config: { host: 127.0.0.1, port: 0 }
+  - name: iii-http
+    config: { host: 127.0.0.1, port: 0 }
+YAML
+  (cd "$dir" && RUST_LOG=warn exec "$root/target/release/iii-engine" --config config.yaml \
+    --ready-file ready.json >engine.log 2>&1) &
+  ENGINE_PID=$!
+  pids+=("$ENGINE_PID")
+  wait_for 30 test -s "$dir/ready.json" || { log "our engine did not get ready"; cat "$dir/engine.log" >&2; exit 1; }
+  ENGINE_URL="ws://$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["addrs"]["worker"])' "$dir/ready.json")"
+}
+
+# Starts the reference engine ($III_BIN) on free ports; sets ENGINE_PID and ENGINE_URL.
+start_reference() {
+  local dir=$work/reference port http
+  mkdir -p "$dir"
+  port=$(free_port)
+  http=$(free_port)
+  cat >"$dir/config.yaml" <<YAML
+workers:
+  - name: iii-worker-manager
+    config: { host: 127.0.0.1, port: $port }
+  - name: iii-http
+    config: { host: 127.0.0.1, port: $http }
+YAML
+  (cd "$dir" && RUST_LOG=warn exec "$III_BIN" --config config.yaml >engine.log 2>&1) &
+  ENGINE_PID=$!
+  pids+=("$ENGINE_PID")
+  wait_for 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null \
+    || { log "reference engine did not listen on $port"; cat "$dir/engine.log" >&2; exit 1; }
+  ENGINE_URL="ws://127.0.0.1:$port"
+}
+
+# Measures the engine at ENGINE_PID/ENGINE_URL; writes JSON to $1.
+measure() {
+  local out=$1 fifo=$work/idle.fifo idle_out=$work/idle.out before after idle_pid
+  # Idle connections first, on a fresh process.
+  before=$(rss_kib "$ENGINE_PID")
+  rm -f "$fifo" "$idle_out"
+  mkfifo "$fifo"
+  node bench/idle.mjs "$ENGINE_URL" "$IDLE" <"$fifo" >"$idle_out" 2>"$work/idle.err" &
+  idle_pid=$!
+  pids+=("$idle_pid")
+  exec 3>"$fifo"
+  wait_for 90 grep -q '"ready"' "$idle_out" || { log "idle connections did not open"; cat "$work/idle.err" >&2; exit 1; }
+  sleep 1 # let the engine finish its per-connection setup before reading RSS
+  after=$(rss_kib "$ENGINE_PID")
+  exec 3>&-
+  wait "$idle_pid" 2>/dev/null || true
+
+  log "round trips against $ENGINE_URL"
+  node bench/roundtrip.mjs "$ENGINE_URL" "$SEQ" "$PAR" "$TIMEOUT_MS" >"$work/rt.json" 2>"$work/rt.err" \
+    || { cat "$work/rt.err" >&2; exit 1; }
+  python3 - "$work/rt.json" "$before" "$after" "$IDLE" >"$out" <<'PY'
+import json, sys
+rt = json.load(open(sys.argv[1]))
+before, after, n = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rt["idle"] = {"connections": n, "rss_before_kib": before, "rss_after_kib": after,
+              "kib_per_connection": (after - before) / n}
+print(json.dumps(rt))
+PY
+  kill "$ENGINE_PID" 2>/dev/null || true
+  wait "$ENGINE_PID" 2>/dev/null || true
+}
+
+log "our engine"
+start_ours
+measure "$work/ours.json"
+if [ -n "${III_BIN:-}" ]; then
+  log "reference engine: $III_BIN"
+  start_reference
+  measure "$work/reference.json"
+fi
+
+python3 - "$work/ours.json" "${III_BIN:+$work/reference.json}" <<'PY'
+import json, sys
+ours = json.load(open(sys.argv[1]))
+ref = json.load(open(sys.argv[2])) if len(sys.argv) > 2 and sys.argv[2] else None
+rows = [
+    ("calls/s, 1 in flight", lambda r: r["seq"]["calls_per_s"], "{:,.0f}"),
+    ("p50 ms, 1 in flight", lambda r: r["seq"]["p50_ms"], "{:.3f}"),
+    ("p99 ms, 1 in flight", lambda r: r["seq"]["p99_ms"], "{:.3f}"),
+    ("lost+failed, 1 in flight", lambda r: r["seq"]["lost"] + r["seq"]["failed"] + r["seq"]["wrong"], "{:d}"),
+    ("calls/s, 64 in flight", lambda r: r["par"]["calls_per_s"], "{:,.0f}"),
+    ("p50 ms, 64 in flight", lambda r: r["par"]["p50_ms"], "{:.3f}"),
+    ("p99 ms, 64 in flight", lambda r: r["par"]["p99_ms"], "{:.3f}"),
+    ("lost+failed, 64 in flight", lambda r: r["par"]["lost"] + r["par"]["failed"] + r["par"]["wrong"], "{:d}"),
+    ("KiB per idle connection", lambda r: r["idle"]["kib_per_connection"], "{:.1f}"),
+]
+head = ["metric", "ours"] + (["reference", "ours/ref"] if ref else [])
+lines = [head]
+for name, get, fmt in rows:
+    line = [name, fmt.format(get(ours))]
+    if ref:
+        a, b = get(ours), get(ref)
+        line += [fmt.format(b), f"{a / b:.2f}x" if b else "-"]
+    lines.append(line)
+widths = [max(len(l[i]) for l in lines) for i in range(len(head))]
+for i, l in enumerate(lines):
+    print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(l, widths))))
+    if i == 0:
+        print("  ".join("-" * w for w in widths))
+print()
+print(f"calls: {ours['seq']['count']} at 1 in flight, {ours['par']['count']} at 64 in flight; "
+      f"idle connections: {ours['idle']['connections']}")
+PY
