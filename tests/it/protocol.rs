@@ -78,6 +78,7 @@ async fn unknown_frame_types_and_fields_are_ignored() {
     .await;
 
     // The connection is still there and the function with unknown fields is registered.
+    w.sync().await;
     let mut caller = RawWorker::connect(&engine).await;
     let id = caller.invoke("raw::extra", json!({"k": "v"})).await;
     let invoke = w.next_invoke().await;

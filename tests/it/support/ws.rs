@@ -230,8 +230,12 @@ impl RawWorker {
         let fid = format!("__sync::{}", uuid::Uuid::new_v4());
         self.register_function(&fid).await;
         let id = self.invoke(&fid, json!({})).await;
-        let invoke = self.next_invoke().await;
-        assert_eq!(invoke["function_id"], json!(fid), "sync invoke: {invoke}");
+        let want = fid.clone();
+        let invoke = self
+            .recv_matching("the sync invoke", move |v| {
+                v["type"] == "invokefunction" && v["function_id"] == json!(want)
+            })
+            .await;
         self.answer(&invoke, json!("synced")).await;
         let res = self.result_of(&id).await;
         assert_eq!(res["result"], "synced", "sync result: {res}");
