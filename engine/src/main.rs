@@ -1,3 +1,91 @@
-//! `iii-engine` command line.
+//! `iii-engine [--config FILE] [--ready-file PATH]`.
 
-fn main() {}
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+use iii_engine::config::{self, EMBEDDED_DEFAULT};
+
+/// An engine that speaks the iii worker protocol.
+#[derive(Debug, Parser)]
+#[command(name = "iii-engine", version, about)]
+struct Cli {
+    /// iii config.yaml (workers: / modules:). Without it, the embedded default runs: the
+    /// trusted worker listener on 127.0.0.1:49134 and the REST API on 127.0.0.1:3111.
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Write `{"service","pid","addrs"}` here (atomically) once every listener accepts.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(&cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let config = match &cli.config {
+        Some(path) => {
+            config::load_file(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?
+        }
+        None => config::load_str(EMBEDDED_DEFAULT, "<embedded default>", |_| None)
+            .map_err(|e| anyhow::anyhow!("invalid embedded configuration:\n{e}"))?,
+    };
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let running = iii_engine::start(&config).await?;
+        let line = iii_engine::ready_line("iii-engine", running.addrs());
+        if let Some(path) = &cli.ready_file {
+            iii_engine::write_ready_file(path, &line)
+                .with_context(|| format!("cannot write the ready file {}", path.display()))?;
+        }
+        tracing::info!(target: "ready", "{line}");
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        drop(running);
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            () = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

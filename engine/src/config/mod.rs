@@ -1,0 +1,11 @@
+//! Engine configuration: iii's `config.yaml` format, in three stages (raw text with `${VAR}`
+//! expanded → typed raw entries → validated [`EngineConfig`]).
+
+mod env_expand;
+mod error;
+mod load;
+mod workers;
+
+pub use error::ConfigError;
+pub use load::{EMBEDDED_DEFAULT, EngineConfig, load_file, load_str};
+pub use workers::{CorsConfig, HttpConfig, WorkerListenerConfig};

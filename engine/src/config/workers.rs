@@ -1,0 +1,171 @@
+//! Typed `config` blocks of the built-in workers the engine runs, as iii writes them, and
+//! their validated forms with defaults filled in.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Where listeners bind when `host` is not given (iii binds 0.0.0.0; we default to loopback).
+pub(crate) const DEFAULT_HOST: &str = "127.0.0.1";
+/// iii's trusted worker port.
+pub(crate) const DEFAULT_WORKER_PORT: u16 = 49134;
+/// iii's REST API port.
+pub(crate) const DEFAULT_HTTP_PORT: u16 = 3111;
+/// iii's `handshake_timeout_ms` default.
+const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// iii-http `default_timeout` (ms).
+const DEFAULT_HTTP_TIMEOUT_MS: u64 = 30_000;
+/// iii-http `concurrency_request_limit`.
+const DEFAULT_CONCURRENCY_LIMIT: usize = 1024;
+
+/// `iii-worker-manager` `config` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWorkerManager {
+    host: Option<String>,
+    port: Option<u16>,
+    handshake_timeout_ms: Option<u64>,
+    middleware_function_id: Option<String>,
+    rbac: Option<yaml_serde::Value>,
+}
+
+/// A trusted worker listener (`iii-worker-manager` without `rbac`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerListenerConfig {
+    /// Bind host.
+    pub host: String,
+    /// Bind port (0 = any).
+    pub port: u16,
+    /// Deadline for the HTTP upgrade request.
+    pub handshake_timeout: Duration,
+}
+
+impl WorkerListenerConfig {
+    /// iii's trusted listener on loopback.
+    pub(crate) fn trusted_default() -> Self {
+        Self {
+            host: DEFAULT_HOST.to_owned(),
+            port: DEFAULT_WORKER_PORT,
+            handshake_timeout: Duration::from_millis(DEFAULT_HANDSHAKE_TIMEOUT_MS),
+        }
+    }
+}
+
+impl RawWorkerManager {
+    /// Validates one entry; `Err` holds the problem and the key it is about.
+    pub(crate) fn validate(self) -> Result<WorkerListenerConfig, Vec<(&'static str, String)>> {
+        let mut problems = Vec::new();
+        if self.rbac.is_some() {
+            problems.push((
+                "rbac",
+                "RBAC listeners are not enforced by this engine yet; refusing to start it unprotected \
+                 (put iii-gateway in front of the trusted listener, or remove the rbac block)"
+                    .to_owned(),
+            ));
+        }
+        if self.middleware_function_id.is_some() {
+            problems.push((
+                "middleware_function_id",
+                "listener middleware is not supported by this engine yet; refusing to start without it".to_owned(),
+            ));
+        }
+        let host = self.host.unwrap_or_else(|| DEFAULT_HOST.to_owned());
+        if host.trim().is_empty() {
+            problems.push(("host", "must not be empty".to_owned()));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(WorkerListenerConfig {
+            host,
+            port: self.port.unwrap_or(DEFAULT_WORKER_PORT),
+            handshake_timeout: Duration::from_millis(
+                self.handshake_timeout_ms
+                    .unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT_MS),
+            ),
+        })
+    }
+}
+
+/// `iii-http` `config` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHttp {
+    host: Option<String>,
+    port: Option<u16>,
+    default_timeout: Option<u64>,
+    concurrency_request_limit: Option<usize>,
+    cors: Option<CorsConfig>,
+    middleware: Option<Vec<yaml_serde::Value>>,
+}
+
+/// `cors` of iii-http: when present, only these origins and methods are allowed (empty or
+/// `*` means any, as in iii).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Allowed `Origin` values.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Allowed methods.
+    #[serde(default)]
+    pub allowed_methods: Vec<String>,
+}
+
+/// The validated REST API config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Bind host.
+    pub host: String,
+    /// Bind port (0 = any).
+    pub port: u16,
+    /// Per-request deadline (504 after it).
+    pub default_timeout: Duration,
+    /// Requests handled at once; more wait for a slot within the deadline.
+    pub concurrency_request_limit: usize,
+    /// Restrictive CORS when set; permissive otherwise (iii's development default).
+    pub cors: Option<CorsConfig>,
+}
+
+impl RawHttp {
+    /// Validates the block.
+    pub(crate) fn validate(self) -> Result<HttpConfig, Vec<(&'static str, String)>> {
+        let mut problems = Vec::new();
+        if self.middleware.as_ref().is_some_and(|m| !m.is_empty()) {
+            problems.push((
+                "middleware",
+                "iii-http middleware is not supported by this engine yet; refusing to serve routes without it".to_owned(),
+            ));
+        }
+        let host = self.host.unwrap_or_else(|| DEFAULT_HOST.to_owned());
+        if host.trim().is_empty() {
+            problems.push(("host", "must not be empty".to_owned()));
+        }
+        if self.default_timeout == Some(0) {
+            problems.push((
+                "default_timeout",
+                "must be greater than 0 (milliseconds)".to_owned(),
+            ));
+        }
+        if self.concurrency_request_limit == Some(0) {
+            problems.push((
+                "concurrency_request_limit",
+                "must be greater than 0".to_owned(),
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(HttpConfig {
+            host,
+            port: self.port.unwrap_or(DEFAULT_HTTP_PORT),
+            default_timeout: Duration::from_millis(
+                self.default_timeout.unwrap_or(DEFAULT_HTTP_TIMEOUT_MS),
+            ),
+            concurrency_request_limit: self
+                .concurrency_request_limit
+                .unwrap_or(DEFAULT_CONCURRENCY_LIMIT),
+            cors: self.cors,
+        })
+    }
+}

@@ -1,0 +1,223 @@
+//! Trigger types and bindings: parking bindings until their type has a provider, handing them
+//! to the provider (a worker, or iii-http's route table), and removing them with their owner.
+
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+
+use crate::engine::Engine;
+use crate::protocol::{self, ErrorBody, Frame};
+use crate::registry::{BuiltinTrigger, Provider, TriggerEntry, TriggerTypeEntry, raw_null};
+use crate::wire_error::WireError;
+use crate::worker_handle::{WorkerHandle, lock};
+
+/// `registertriggertype` from a worker: it becomes the provider and receives the bindings that
+/// were parked for the type.
+pub(crate) async fn register_type_from_worker(
+    engine: &Engine,
+    worker: &Arc<WorkerHandle>,
+    frame: &Frame<'_>,
+) {
+    let Some(id) = frame.id.as_deref() else {
+        tracing::debug!(worker.id = %worker.id, "registertriggertype without id dropped");
+        return;
+    };
+    if let Some(existing) = engine.trigger_types.get(id)
+        && matches!(existing.provider, Provider::Builtin(_))
+    {
+        tracing::warn!(worker.id = %worker.id, trigger.type = id, "a worker tried to take over a built-in trigger type; ignored");
+        return;
+    }
+    let entry = TriggerTypeEntry {
+        description: frame.description.as_deref().unwrap_or_default().to_owned(),
+        provider: Provider::Worker(worker.clone()),
+        trigger_request_format: frame.trigger_request_format.map(ToOwned::to_owned),
+        call_request_format: frame.call_request_format.map(ToOwned::to_owned),
+    };
+    engine.trigger_types.insert(id.to_owned(), entry);
+    lock(&worker.owned).trigger_types.insert(id.to_owned());
+    let parked: Vec<TriggerEntry> = engine
+        .triggers
+        .iter()
+        .filter(|t| t.trigger_type == id)
+        .map(|t| t.value().clone())
+        .collect();
+    for binding in parked {
+        let text = protocol::register_trigger_frame(
+            &binding.id,
+            &binding.trigger_type,
+            &binding.function_id,
+            binding.config.get(),
+            binding.metadata.as_deref().map(RawValue::get),
+        );
+        let _ = worker.send_text(text).await;
+    }
+}
+
+/// `registertrigger` from a worker; failures go back as `triggerregistrationresult`.
+pub(crate) async fn register_from_worker(
+    engine: &Engine,
+    worker: &Arc<WorkerHandle>,
+    frame: &Frame<'_>,
+) {
+    let (Some(id), Some(trigger_type), Some(function_id)) = (
+        frame.id.as_deref(),
+        frame.trigger_type.as_deref(),
+        frame.function_id.as_deref(),
+    ) else {
+        tracing::debug!(worker.id = %worker.id, "registertrigger without id, trigger_type or function_id dropped");
+        return;
+    };
+    let binding = TriggerEntry {
+        id: id.to_owned(),
+        trigger_type: trigger_type.to_owned(),
+        function_id: function_id.to_owned(),
+        config: frame.config.map_or_else(raw_null, ToOwned::to_owned),
+        metadata: frame.metadata.map(ToOwned::to_owned),
+        owner: Some(worker.clone()),
+    };
+    if let Err(error) = register(engine, binding).await {
+        let _ = worker
+            .send_text(protocol::trigger_result_frame(
+                id,
+                trigger_type,
+                function_id,
+                &error,
+            ))
+            .await;
+    }
+}
+
+/// Adds a binding and hands it to its provider; with no provider yet it is parked.
+pub(crate) async fn register(engine: &Engine, binding: TriggerEntry) -> Result<(), ErrorBody> {
+    // A new binding under an existing id replaces it.
+    if engine.triggers.contains_key(&binding.id) {
+        unregister(engine, &binding.id).await;
+    }
+    let provider = engine
+        .trigger_types
+        .get(&binding.trigger_type)
+        .map(|t| t.provider.clone());
+    match &provider {
+        Some(Provider::Builtin(BuiltinTrigger::Http)) => {
+            let routes = engine.http.as_ref().ok_or_else(|| {
+                WireError::TriggerRegistrationFailed("iii-http is not running".into()).body()
+            })?;
+            routes
+                .add(&binding)
+                .map_err(|msg| WireError::TriggerRegistrationFailed(msg).body())?;
+        }
+        Some(Provider::Worker(p)) => {
+            let text = protocol::register_trigger_frame(
+                &binding.id,
+                &binding.trigger_type,
+                &binding.function_id,
+                binding.config.get(),
+                binding.metadata.as_deref().map(RawValue::get),
+            );
+            let _ = p.send_text(text).await;
+        }
+        Some(Provider::Builtin(_)) | None => {}
+    }
+    if let Some(owner) = &binding.owner {
+        lock(&owner.owned).triggers.insert(binding.id.clone());
+    }
+    engine.triggers.insert(binding.id.clone(), binding);
+    Ok(())
+}
+
+/// `unregistertrigger` from a worker: only the binding's own connection may remove it.
+pub(crate) async fn unregister_from_worker(
+    engine: &Engine,
+    worker: &WorkerHandle,
+    frame: &Frame<'_>,
+) {
+    let Some(id) = frame.id.as_deref() else {
+        return;
+    };
+    let owned = engine
+        .triggers
+        .get(id)
+        .is_some_and(|t| t.owner.as_ref().is_some_and(|o| o.id == worker.id));
+    if owned {
+        unregister(engine, id).await;
+    } else {
+        tracing::debug!(worker.id = %worker.id, trigger.id = id, "unregistertrigger for a binding this worker does not own ignored");
+    }
+}
+
+/// Removes a binding and tells its provider; `false` when there was none.
+pub(crate) async fn unregister(engine: &Engine, id: &str) -> bool {
+    let Some((_, binding)) = engine.triggers.remove(id) else {
+        return false;
+    };
+    if let Some(owner) = &binding.owner {
+        lock(&owner.owned).triggers.remove(id);
+    }
+    let provider = engine
+        .trigger_types
+        .get(&binding.trigger_type)
+        .map(|t| t.provider.clone());
+    match provider {
+        Some(Provider::Builtin(BuiltinTrigger::Http)) => {
+            if let Some(routes) = &engine.http {
+                routes.remove(id);
+            }
+        }
+        Some(Provider::Worker(p)) => {
+            let _ = p
+                .send_text(protocol::unregister_trigger_frame(
+                    id,
+                    &binding.trigger_type,
+                ))
+                .await;
+        }
+        Some(Provider::Builtin(_)) | None => {}
+    }
+    true
+}
+
+/// `triggerregistrationresult` from a provider: a failure is passed on to the binding's owner.
+pub(crate) async fn on_registration_result(engine: &Engine, frame: &Frame<'_>) {
+    let (Some(id), Some(error)) = (frame.id.as_deref(), frame.error) else {
+        return;
+    };
+    let Some(binding) = engine.triggers.get(id).map(|t| t.value().clone()) else {
+        return;
+    };
+    let error = serde_json::from_str::<ErrorBody>(error.get())
+        .unwrap_or_else(|_| WireError::TriggerRegistrationFailed(error.get().to_owned()).body());
+    tracing::debug!(trigger.id = id, error = %error.message, "trigger provider refused a binding");
+    if let Some(owner) = &binding.owner {
+        let text =
+            protocol::trigger_result_frame(id, &binding.trigger_type, &binding.function_id, &error);
+        let _ = owner.send_text(text).await;
+    }
+}
+
+/// On disconnect: the worker's bindings go, and the trigger types it provided lose their
+/// provider (their remaining bindings are parked until a new provider registers).
+pub(crate) async fn remove_worker(engine: &Engine, worker: &WorkerHandle) {
+    let (triggers, types) = {
+        let mut owned = lock(&worker.owned);
+        (
+            std::mem::take(&mut owned.triggers),
+            std::mem::take(&mut owned.trigger_types),
+        )
+    };
+    for id in types {
+        engine.trigger_types.remove_if(
+            &id,
+            |_, t| matches!(&t.provider, Provider::Worker(p) if p.id == worker.id),
+        );
+    }
+    for id in triggers {
+        let still_ours = engine
+            .triggers
+            .get(&id)
+            .is_some_and(|t| t.owner.as_ref().is_some_and(|o| o.id == worker.id));
+        if still_ours {
+            unregister(engine, &id).await;
+        }
+    }
+}

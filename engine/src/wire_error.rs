@@ -1,0 +1,55 @@
+//! Every iii error code and message the engine puts on the wire, mapped in one exhaustive
+//! `match`.
+
+use crate::protocol::ErrorBody;
+
+/// An error the engine answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WireError<'a> {
+    /// No function with that id.
+    FunctionNotFound(&'a str),
+    /// The executing worker went away.
+    InvocationStopped,
+    /// A second call under an id that is still in flight.
+    DuplicateInvocationId,
+    /// `action: enqueue` with no queue worker (the queue named).
+    NoQueueWorker(&'a str),
+    /// An engine-started call outlived its deadline.
+    Timeout,
+    /// `engine::functions::info` for an id that is not registered.
+    NotRegistered(&'a str),
+    /// A built-in function got input it cannot use.
+    InvalidInput(String),
+    /// A trigger binding was refused.
+    TriggerRegistrationFailed(String),
+}
+
+impl WireError<'_> {
+    /// The `{code, message}` body for this error.
+    pub(crate) fn body(&self) -> ErrorBody {
+        match self {
+            Self::FunctionNotFound(id) => {
+                ErrorBody::new("function_not_found", format!("Function {id} not found"))
+            }
+            Self::InvocationStopped => ErrorBody::new("invocation_stopped", "Invocation stopped"),
+            Self::DuplicateInvocationId => ErrorBody::new(
+                "invocation_error",
+                "an invocation with this invocation_id is already in flight",
+            ),
+            Self::NoQueueWorker(queue) => ErrorBody::new(
+                "enqueue_error",
+                format!(
+                    "cannot enqueue to '{queue}': no queue worker is installed (iii-queue is not available in this engine)"
+                ),
+            ),
+            Self::Timeout => ErrorBody::new("TIMEOUT", "invocation timed out"),
+            Self::NotRegistered(id) => {
+                ErrorBody::new("NOT_FOUND", format!("Function '{id}' is not registered."))
+            }
+            Self::InvalidInput(msg) => ErrorBody::new("invalid_input", msg.clone()),
+            Self::TriggerRegistrationFailed(msg) => {
+                ErrorBody::new("trigger_registration_failed", msg.clone())
+            }
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! One worker connection on the trusted listener: `workerregistered` first, then a read loop
+//! that dispatches frames and a writer task that drains the worker's bounded queue, batching
+//! what is ready into one flush. On close, everything the worker owned is cleaned up and its
+//! waiting callers are answered.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::CapacityError;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tracing::Instrument;
+
+use crate::engine::{Engine, now_ms};
+use crate::events::{self, WorkerEvent};
+use crate::protocol::{self, FrameType};
+use crate::registry::{FunctionEntry, Owner};
+use crate::task;
+use crate::worker_handle::{OUTBOUND_QUEUE, WorkerHandle, lock};
+use crate::{router, triggers};
+
+/// Binary frames with these 4-byte prefixes are telemetry, even on `/` (spec §1.3).
+const TELEMETRY_PREFIXES: [&[u8; 4]; 3] = [b"OTLP", b"MTRC", b"LOGS"];
+
+/// Serves an upgraded worker connection until it closes.
+pub(crate) async fn serve<S>(engine: Arc<Engine>, ws: WebSocketStream<S>, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let worker = Arc::new(WorkerHandle::new(peer.ip().to_string(), now_ms(), tx));
+    let span = tracing::debug_span!("session", worker.id = %worker.id, client.addr = %peer);
+    async move {
+        let (sink, stream) = ws.split();
+        // The queue is empty, so this cannot wait: `workerregistered` goes out before anything
+        // is read (spec §1.2).
+        let _ = worker
+            .send_text(protocol::worker_registered_frame(
+                &worker.id,
+                &worker.reattach_token,
+            ))
+            .await;
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let writer = task::spawn(write_loop(sink, rx, stop_rx).in_current_span());
+        engine.workers.insert(worker.id, worker.clone());
+        tracing::debug!("worker connected");
+        events::worker_event(&engine, WorkerEvent::Connected, worker.id);
+
+        let close = read_loop(&engine, &worker, stream).await;
+        cleanup(&engine, &worker).await;
+        let _ = stop_tx.send(close);
+        let _ = writer.await;
+        tracing::debug!("worker disconnected");
+    }
+    .instrument(span)
+    .await;
+}
+
+async fn read_loop<S>(
+    engine: &Arc<Engine>,
+    worker: &Arc<WorkerHandle>,
+    mut stream: SplitStream<WebSocketStream<S>>,
+) -> Option<CloseFrame>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        let msg = tokio::select! {
+            () = worker.kick.notified() => {
+                return Some(CloseFrame { code: CloseCode::Policy, reason: "connection replaced or not reading".into() });
+            }
+            msg = stream.next() => msg,
+        };
+        match msg {
+            Some(Ok(Message::Text(text))) => dispatch(engine, worker, &text).await,
+            Some(Ok(Message::Binary(bytes))) => {
+                if TELEMETRY_PREFIXES.iter().any(|p| bytes.starts_with(*p)) {
+                    continue;
+                }
+                match Utf8Bytes::try_from(bytes) {
+                    Ok(text) => dispatch(engine, worker, &text).await,
+                    Err(_) => tracing::debug!("binary frame that is not UTF-8 JSON ignored"),
+                }
+            }
+            Some(Ok(Message::Close(_))) | None => return None,
+            Some(Ok(_)) => {}
+            Some(Err(WsError::Capacity(e))) => {
+                tracing::debug!(error = %e, "message over the size limit; closing with 1009");
+                let reason = match e {
+                    CapacityError::MessageTooLong { .. } => "message too big (limit 64 MiB)",
+                    CapacityError::TooManyHeaders => "too many headers",
+                };
+                return Some(CloseFrame {
+                    code: CloseCode::Size,
+                    reason: reason.into(),
+                });
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "worker connection error");
+                return None;
+            }
+        }
+    }
+}
+
+/// Drains the outbound queue: waits for one frame, feeds every frame already queued, then
+/// flushes once. Ends on `stop` (sending its Close frame, if any) or when the socket fails.
+async fn write_loop<S>(
+    mut sink: SplitSink<WebSocketStream<S>, Message>,
+    mut rx: mpsc::Receiver<Message>,
+    mut stop: oneshot::Receiver<Option<CloseFrame>>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        tokio::select! {
+            biased;
+            close = &mut stop => {
+                // Frames already queued (results, errors) still go out before the close.
+                while let Ok(msg) = rx.try_recv() {
+                    if sink.feed(msg).await.is_err() { return; }
+                }
+                let _ = sink.send(Message::Close(close.ok().flatten())).await;
+                return;
+            }
+            msg = rx.recv() => {
+                let Some(msg) = msg else { return };
+                if sink.feed(msg).await.is_err() { return; }
+                while let Ok(more) = rx.try_recv() {
+                    if sink.feed(more).await.is_err() { return; }
+                }
+                if sink.flush().await.is_err() { return; }
+            }
+        }
+    }
+}
+
+async fn dispatch(engine: &Arc<Engine>, worker: &Arc<WorkerHandle>, text: &Utf8Bytes) {
+    if text.trim().is_empty() {
+        return;
+    }
+    let frame = match protocol::parse_frame(text) {
+        Ok(frame) => frame,
+        Err(e) => {
+            tracing::debug!(error = %e, "undecodable frame ignored");
+            return;
+        }
+    };
+    match frame.frame_type() {
+        FrameType::InvokeFunction => router::invoke_from_worker(engine, worker, &frame).await,
+        FrameType::InvocationResult => router::on_result(engine, worker, &frame, text).await,
+        FrameType::RegisterFunction => register_function(engine, worker, &frame),
+        FrameType::UnregisterFunction => {
+            if let Some(id) = frame.id.as_deref() {
+                let removed = engine
+                    .functions
+                    .remove_if(id, |_, e| e.owner_id() == Some(worker.id))
+                    .is_some();
+                lock(&worker.owned).functions.remove(id);
+                if removed {
+                    engine.functions_changed.notify_one();
+                }
+            }
+        }
+        FrameType::RegisterTriggerType => {
+            triggers::register_type_from_worker(engine, worker, &frame).await
+        }
+        FrameType::RegisterTrigger => triggers::register_from_worker(engine, worker, &frame).await,
+        FrameType::UnregisterTrigger => {
+            triggers::unregister_from_worker(engine, worker, &frame).await
+        }
+        FrameType::TriggerRegistrationResult => {
+            triggers::on_registration_result(engine, &frame).await
+        }
+        FrameType::Reattach => reattach(engine, worker, &frame),
+        FrameType::Ping => {
+            let _ = worker.send_text(protocol::PONG_FRAME.to_owned()).await;
+        }
+        FrameType::Pong => {}
+        FrameType::Other => {
+            tracing::debug!(frame.type = frame.tag.as_deref().unwrap_or_default(), "unknown frame type ignored");
+        }
+    }
+}
+
+fn register_function(engine: &Engine, worker: &Arc<WorkerHandle>, frame: &protocol::Frame<'_>) {
+    let Some(id) = frame.id.as_deref().filter(|id| !id.is_empty()) else {
+        tracing::debug!("registerfunction without id dropped");
+        return;
+    };
+    if engine
+        .functions
+        .get(id)
+        .is_some_and(|e| matches!(e.owner, Owner::Builtin(_)))
+    {
+        tracing::warn!(
+            function.id = id,
+            "a worker tried to register over a built-in function; ignored"
+        );
+        return;
+    }
+    let entry = FunctionEntry {
+        owner: Owner::Worker(worker.clone()),
+        description: frame.description.as_deref().map(str::to_owned),
+        request_format: frame.request_format.map(ToOwned::to_owned),
+        response_format: frame.response_format.map(ToOwned::to_owned),
+        metadata: frame.metadata.map(ToOwned::to_owned),
+    };
+    // Same id from another worker: the newest registration wins (Node 0.22.1 cannot handle a
+    // rejection); the previous owner's cleanup will not remove it.
+    engine.functions.insert(id.to_owned(), entry);
+    lock(&worker.owned).functions.insert(id.to_owned());
+    engine.functions_changed.notify_one();
+}
+
+/// `reattach`: a reconnecting worker retires its previous connection when the token matches.
+fn reattach(engine: &Engine, worker: &WorkerHandle, frame: &protocol::Frame<'_>) {
+    let (Some(prev), Some(token)) = (frame.previous_worker_id, frame.reattach_token) else {
+        return;
+    };
+    if prev == worker.id {
+        return;
+    }
+    if let Some(old) = engine.workers.get(&prev).map(|w| w.value().clone())
+        && old.reattach_token == token
+    {
+        tracing::debug!(previous.worker.id = %prev, "reattach: closing the previous connection");
+        old.kick.notify_one();
+    }
+}
+
+/// Removes what the worker owned and answers its waiting callers.
+async fn cleanup(engine: &Arc<Engine>, worker: &Arc<WorkerHandle>) {
+    engine.workers.remove(&worker.id);
+    let functions = std::mem::take(&mut lock(&worker.owned).functions);
+    let mut changed = false;
+    for id in functions {
+        changed |= engine
+            .functions
+            .remove_if(&id, |_, e| e.owner_id() == Some(worker.id))
+            .is_some();
+    }
+    if changed {
+        engine.functions_changed.notify_one();
+    }
+    router::fail_inflight(engine, worker).await;
+    triggers::remove_worker(engine, worker).await;
+    events::worker_event(engine, WorkerEvent::Disconnected, worker.id);
+}
