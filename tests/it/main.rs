@@ -8,8 +8,10 @@
 
 mod builtins;
 mod channels;
+mod config_boot;
 mod http_api;
 mod protocol;
 mod sdk_node;
 mod sdk_python;
 mod support;
+mod triggers;

@@ -42,6 +42,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const worker = registerWorker(url, { workerName, invocationTimeoutMs: 30000 })
 const triggers = new Map()
+const bindings = new Map()
 
 // Handler factories, selected by `kind` in the `register` command.
 const kinds = {
@@ -144,6 +145,36 @@ const commands = {
     triggers.delete(msg.key)
     await sync()
     return { key: msg.key }
+  },
+  // Provides a trigger type: bindings delivered by the engine are announced as events
+  // (`trigger_registered` / `trigger_unregistered`) and kept for `fire`.
+  async register_trigger_type(msg) {
+    worker.registerTriggerType(
+      { id: msg.trigger_type, description: msg.description ?? 'test trigger type' },
+      {
+        registerTrigger: async (binding) => {
+          bindings.set(binding.id, binding)
+          emit({ event: 'trigger_registered', trigger_type: msg.trigger_type, ...binding })
+          if (binding.config?.reject) throw new Error('binding rejected by the provider')
+        },
+        unregisterTrigger: async (binding) => {
+          bindings.delete(binding.id)
+          emit({ event: 'trigger_unregistered', trigger_type: msg.trigger_type, ...binding })
+        },
+      },
+    )
+    await sync()
+    return { trigger_type: msg.trigger_type }
+  },
+  // Fires every binding this provider holds, as SDK providers do: an ordinary call.
+  async fire(msg) {
+    const results = []
+    for (const binding of bindings.values()) {
+      const request = { function_id: binding.function_id, payload: msg.payload, timeoutMs: 10000 }
+      if (binding.metadata) request.metadata = binding.metadata
+      results.push(await worker.trigger(request))
+    }
+    return results
   },
   async sync() {
     await sync()

@@ -109,6 +109,54 @@ impl Engine {
         engine
     }
 
+    /// Runs the engine with `yaml`, expecting it to refuse to start; returns its exit
+    /// status and output. Panics if it gets ready instead or runs past the deadline.
+    pub(crate) async fn boot_failure(yaml: &str) -> (std::process::ExitStatus, String) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("config.yaml");
+        std::fs::write(&config, yaml).expect("write config");
+        let ready = dir.path().join("engine.ready.json");
+        let mut child = Command::new(engine_bin())
+            .arg("--config")
+            .arg(&config)
+            .arg("--ready-file")
+            .arg(&ready)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn iii-engine");
+        let out = match tokio::time::timeout(READY_TIMEOUT, async {
+            let mut stdout = child.stdout.take().expect("stdout");
+            let mut stderr = child.stderr.take().expect("stderr");
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let _ = tokio::join!(
+                tokio::io::AsyncReadExt::read_to_end(&mut stdout, &mut a),
+                tokio::io::AsyncReadExt::read_to_end(&mut stderr, &mut b)
+            );
+            let status = child.wait().await.expect("wait");
+            (
+                status,
+                String::from_utf8_lossy(&b).into_owned() + &String::from_utf8_lossy(&a),
+            )
+        })
+        .await
+        {
+            Ok(out) => out,
+            Err(_) => panic!(
+                "iii-engine kept running with a config it should refuse (ready file: {})",
+                ready.exists()
+            ),
+        };
+        assert!(
+            !ready.exists(),
+            "a refused config must not produce a ready file"
+        );
+        out
+    }
+
     async fn wait_ready(&mut self, path: &Path) -> ReadyFile {
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
         loop {
