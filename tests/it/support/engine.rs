@@ -128,7 +128,7 @@ impl Engine {
             .kill_on_drop(true)
             .spawn()
             .expect("spawn iii-engine");
-        let out = match tokio::time::timeout(READY_TIMEOUT, async {
+        let run = async {
             let mut stdout = child.stdout.take().expect("stdout");
             let mut stderr = child.stderr.take().expect("stderr");
             let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -141,14 +141,12 @@ impl Engine {
                 status,
                 String::from_utf8_lossy(&b).into_owned() + &String::from_utf8_lossy(&a),
             )
-        })
-        .await
-        {
-            Ok(out) => out,
-            Err(_) => panic!(
+        };
+        let Ok(out) = tokio::time::timeout(READY_TIMEOUT, run).await else {
+            panic!(
                 "iii-engine kept running with a config it should refuse (ready file: {})",
                 ready.exists()
-            ),
+            );
         };
         assert!(
             !ready.exists(),
