@@ -101,3 +101,22 @@ async fn python_worker_is_listed_with_its_sdk_metadata() {
     assert_eq!(row["runtime"], "python", "{row}");
     assert_eq!(row["version"], "0.25.0", "{row}");
 }
+
+#[tokio::test]
+async fn python_writes_a_channel_that_a_node_worker_reads() {
+    let engine = Engine::start().await;
+    let mut node = Driver::node(&engine, "node-reader").await;
+    node.register(&[("node::read", "channel_read")]).await;
+    let mut py = Driver::python(&engine, "py-writer").await;
+    // 200 KiB: the Python writer splits binary into 64 KiB frames.
+    let reply = py
+        .request(
+            "channel_send",
+            json!({"function_id": "node::read", "messages": ["from-python"],
+                   "data": "0123456789abcdef".repeat(64), "repeat": 200}),
+        )
+        .await;
+    let answer = &assert_ok(&reply)["answer"];
+    assert_eq!(answer["messages"], json!(["from-python"]), "{answer}");
+    assert_eq!(answer["bytes"], 200 * 1024, "{answer}");
+}

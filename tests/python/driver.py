@@ -11,6 +11,7 @@ Commands run one at a time, in order. The SDK logs to stderr.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ import uuid
 from typing import Any, Callable
 
 from iii import InitOptions, TriggerAction, register_worker
+from iii.helpers import create_channel_async
 
 logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
 
@@ -128,6 +130,30 @@ def cmd_trigger(msg: dict[str, Any]) -> Any:
     return iii.trigger(request)
 
 
+def cmd_channel_send(msg: dict[str, Any]) -> Any:
+    # Creates a channel, hands its reader to `function_id` and writes into it meanwhile:
+    # text frames first, then `data` as binary.
+    async def run() -> Any:
+        channel = await create_channel_async(iii, msg.get("buffer_size"))
+        call = asyncio.ensure_future(
+            iii.trigger_async(
+                {
+                    "function_id": msg["function_id"],
+                    "payload": {"reader": channel.reader_ref.model_dump()},
+                    "timeout_ms": 20000,
+                    "dispatch": "remote",
+                }
+            )
+        )
+        for text in msg.get("messages", []):
+            await channel.writer.send_message_async(text)
+        await channel.writer.write(msg.get("data", "").encode() * int(msg.get("repeat", 1)))
+        await channel.writer.close_async()
+        return {"answer": await call}
+
+    return asyncio.run(run())
+
+
 def cmd_shutdown(_msg: dict[str, Any]) -> Any:
     iii.shutdown()
     return None
@@ -137,6 +163,7 @@ COMMANDS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "register": cmd_register,
     "sync": cmd_sync,
     "trigger": cmd_trigger,
+    "channel_send": cmd_channel_send,
     "shutdown": cmd_shutdown,
 }
 
