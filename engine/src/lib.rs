@@ -10,6 +10,7 @@ mod channels;
 pub mod config;
 mod engine;
 mod events;
+mod fragment;
 mod http;
 mod listener;
 mod protocol;

@@ -21,8 +21,8 @@ use crate::engine::{Engine, now_ms};
 use crate::events::{self, WorkerEvent};
 use crate::protocol::{self, FrameType};
 use crate::registry::{FunctionEntry, Owner};
-use crate::task;
 use crate::worker_handle::{OUTBOUND_QUEUE, WorkerHandle, lock};
+use crate::{fragment, task};
 use crate::{router, triggers};
 
 /// Binary frames with these 4-byte prefixes are telemetry, even on `/` (spec §1.3).
@@ -124,21 +124,35 @@ async fn write_loop<S>(
             close = &mut stop => {
                 // Frames already queued (results, errors) still go out before the close.
                 while let Ok(msg) = rx.try_recv() {
-                    if sink.feed(msg).await.is_err() { return; }
+                    if feed(&mut sink, msg).await.is_err() { return; }
                 }
                 let _ = sink.send(Message::Close(close.ok().flatten())).await;
                 return;
             }
             msg = rx.recv() => {
                 let Some(msg) = msg else { return };
-                if sink.feed(msg).await.is_err() { return; }
+                if feed(&mut sink, msg).await.is_err() { return; }
                 while let Ok(more) = rx.try_recv() {
-                    if sink.feed(more).await.is_err() { return; }
+                    if feed(&mut sink, more).await.is_err() { return; }
                 }
                 if sink.flush().await.is_err() { return; }
             }
         }
     }
+}
+
+/// Feeds one message, fragmenting it when it is larger than a frame may be.
+async fn feed<S>(
+    sink: &mut SplitSink<WebSocketStream<S>, Message>,
+    msg: Message,
+) -> Result<(), WsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    for frame in fragment::frames(msg) {
+        sink.feed(frame).await?;
+    }
+    Ok(())
 }
 
 async fn dispatch(engine: &Arc<Engine>, worker: &Arc<WorkerHandle>, text: &Utf8Bytes) {
