@@ -451,6 +451,20 @@ mod tests {
     }
 
     #[test]
+    fn cors_origins_and_methods_are_checked() {
+        let err = load("workers:\n  - name: iii-http\n    config: { cors: { allowed_origins: [\"app.example.com\"], allowed_methods: [\"GE T\"] } }\n").unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(
+            err.0[0]
+                .to_string()
+                .contains("workers[0].config.cors.allowed_origins"),
+            "{err}"
+        );
+        let c = load("workers:\n  - name: iii-http\n    config: { cors: { allowed_origins: [\"https://app.example.com\", \"*\"], allowed_methods: [get] } }\n").unwrap();
+        assert!(c.http.unwrap().cors.is_some());
+    }
+
+    #[test]
     fn config_before_name_is_still_typed() {
         let err = load("workers:\n  - config: { bogus: 1 }\n    name: iii-http\n").unwrap_err();
         assert!(err.to_string().contains("unknown field `bogus`"), "{err}");

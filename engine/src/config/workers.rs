@@ -147,6 +147,25 @@ impl RawHttp {
                 "must be greater than 0 (milliseconds)".to_owned(),
             ));
         }
+        if let Some(cors) = &self.cors {
+            for origin in cors.allowed_origins.iter().filter(|o| o.as_str() != "*") {
+                if http::HeaderValue::try_from(origin.as_str()).is_err() || !origin.contains("://")
+                {
+                    problems.push((
+                        "cors.allowed_origins",
+                        format!("`{origin}` is not an origin (scheme://host[:port]) or `*`"),
+                    ));
+                }
+            }
+            for method in cors.allowed_methods.iter().filter(|m| m.as_str() != "*") {
+                if http::Method::from_bytes(method.to_uppercase().as_bytes()).is_err() {
+                    problems.push((
+                        "cors.allowed_methods",
+                        format!("`{method}` is not an HTTP method"),
+                    ));
+                }
+            }
+        }
         if self.concurrency_request_limit == Some(0) {
             problems.push((
                 "concurrency_request_limit",
