@@ -237,3 +237,39 @@ async fn wait_for_worker_event(watcher: &mut RawWorker, event: &str, worker_id: 
         }
     }
 }
+
+#[tokio::test]
+async fn functions_available_trigger_reports_new_functions() {
+    let engine = Engine::start().await;
+    let mut watcher = RawWorker::connect(&engine).await;
+    watcher.register_function("watch::functions").await;
+    watcher
+        .send(
+            json!({"type": "registertrigger", "id": uuid::Uuid::new_v4().to_string(),
+                     "trigger_type": "engine::functions-available",
+                     "function_id": "watch::functions", "config": {}}),
+        )
+        .await;
+    watcher.sync().await;
+    let mut other = RawWorker::connect(&engine).await;
+    other.register_function("fresh::one").await;
+    other.sync().await;
+    // Checked every 5 s by the reference engine: allow a few rounds.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no functions_changed event naming fresh::one"
+        );
+        let invoke = watcher.next_invoke().await;
+        watcher.answer(&invoke, json!(null)).await;
+        let data = &invoke["data"];
+        if data["event"] == "functions_changed"
+            && data["functions"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|r| r["function_id"] == "fresh::one"))
+        {
+            break;
+        }
+    }
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::http::{self, Response};
-use crate::support::{Driver, Engine, eventually};
+use crate::support::{Driver, Engine, RawWorker, eventually};
 
 /// A Node worker with an `http` function registered under `id` and bound to
 /// `method path`; the handler answers `status` with `headers` and echoes the request.
@@ -212,4 +212,98 @@ async fn request_slower_than_default_timeout_answers_504() {
     .await;
     let resp = http::get(engine.http(), "/slow").await;
     assert_eq!(resp.status, 504, "body: {}", resp.text());
+}
+
+/// A raw worker owning `raw::h`, bound to `GET /map`.
+async fn raw_route(engine: &Engine) -> RawWorker {
+    let mut w = RawWorker::connect(engine).await;
+    w.register_function("raw::h").await;
+    w.send(
+        json!({"type": "registertrigger", "id": uuid::Uuid::new_v4().to_string(),
+                  "trigger_type": "http", "function_id": "raw::h",
+                  "config": {"api_path": "/map", "http_method": "GET"}}),
+    )
+    .await;
+    w.sync().await;
+    w
+}
+
+/// `GET /map`, answered by the raw worker with `result`.
+async fn get_answered_with(engine: &Engine, w: &mut RawWorker, result: Value) -> Response {
+    let addr = engine.http();
+    let serve = async {
+        let invoke = w.next_invoke().await;
+        assert!(
+            invoke["data"].get("_caller_worker_id").is_none(),
+            "HTTP calls are engine-started: no _caller_worker_id: {invoke}"
+        );
+        w.answer(&invoke, result).await;
+    };
+    let (resp, ()) = tokio::join!(http::get(addr, "/map"), serve);
+    resp
+}
+
+#[tokio::test]
+async fn response_mapping_follows_the_spec() {
+    let engine = Engine::start().await;
+    let mut w = raw_route(&engine).await;
+
+    // Header list form, explicit content-type: a string body is sent raw.
+    let resp = get_answered_with(
+        &engine,
+        &mut w,
+        json!({"status_code": 418, "headers": ["Content-Type: text/plain", "X-One: 1"],
+               "body": "just text"}),
+    )
+    .await;
+    assert_eq!(resp.status, 418);
+    assert_eq!(resp.header("x-one"), Some("1"), "{:?}", resp.headers);
+    assert!(
+        resp.header("content-type")
+            .is_some_and(|v| v.starts_with("text/plain"))
+    );
+    assert_eq!(resp.text(), "just text");
+
+    // No status code: 200; no content-type: JSON.
+    let resp = get_answered_with(&engine, &mut w, json!({"body": {"a": [1, 2]}})).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.json(), json!({"a": [1, 2]}));
+
+    // A result that is not an object: 200 {}.
+    let resp = get_answered_with(&engine, &mut w, json!("not an object")).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.json(), json!({}));
+}
+
+#[tokio::test]
+async fn configured_cors_allows_only_the_listed_origins() {
+    let engine = Engine::start_with_fixture("engine-cors.yaml").await;
+    let mut w = raw_route(&engine).await;
+    let addr = engine.http();
+    let allowed = preflight(addr, "https://app.example.com").await;
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://app.example.com"),
+        "{allowed:?}"
+    );
+    let denied = preflight(addr, "https://evil.example.net").await;
+    let acao = denied.header("access-control-allow-origin");
+    assert!(
+        acao.is_none_or(|v| v != "*" && v != "https://evil.example.net"),
+        "a foreign origin is not allowed: {denied:?}"
+    );
+    // A normal request still works.
+    let resp = get_answered_with(&engine, &mut w, json!({"body": {"ok": true}})).await;
+    assert_eq!(resp.status, 200);
+}
+
+async fn preflight(addr: std::net::SocketAddr, origin: &str) -> Response {
+    http::request(
+        addr,
+        "OPTIONS",
+        "/map",
+        &[("origin", origin), ("access-control-request-method", "GET")],
+        None,
+    )
+    .await
 }
