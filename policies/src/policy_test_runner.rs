@@ -1,0 +1,396 @@
+//! Runs the cases of a [`PolicyTestFile`] against its listener: builds each case's session,
+//! performs its action through the same decisions the gateway makes, and compares the outcome
+//! with the expectation.
+//!
+//! Output formatting (text like `opa test -v`, or JSON) is the gateway's.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::auth_result::AuthError;
+use crate::decision::{Decision, Grant};
+use crate::discovery_filter::DiscoveryFunction;
+use crate::listener_policy::ListenerPolicy;
+use crate::policy_test_file::{Action, Expectation, PolicyTestError, PolicyTestFile, TestCase};
+use crate::session::Session;
+use crate::wire_error::WireCode;
+
+/// Whether a case passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseOutcome {
+    /// The outcome matched the expectation.
+    Pass,
+    /// It did not.
+    Fail,
+}
+
+/// One case's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaseResult {
+    /// The case's `name`.
+    pub name: String,
+    /// Pass or fail.
+    pub outcome: CaseOutcome,
+    /// What happened (and, on failure, what was expected).
+    pub reason: String,
+}
+
+/// What a case's action produced.
+#[derive(Debug, Clone, PartialEq)]
+enum Observed {
+    Allow {
+        grant: Grant,
+        id: Option<String>,
+    },
+    Deny {
+        code: WireCode,
+        message: String,
+        shadow: bool,
+    },
+    Ids(Vec<String>),
+}
+
+impl PolicyTestFile {
+    /// Runs every case. `referenced_config` is the text of the gateway config named by
+    /// [`PolicyTestFile::config_reference`] (ignored for an inline listener).
+    ///
+    /// # Errors
+    /// When the listener cannot be found or does not validate; then no case runs.
+    pub fn run(&self, referenced_config: Option<&str>) -> Result<Vec<CaseResult>, PolicyTestError> {
+        let config = self.listener_config(referenced_config)?;
+        let policy = ListenerPolicy::new(config).map_err(PolicyTestError::Listener)?;
+        Ok(self
+            .cases
+            .iter()
+            .map(|case| {
+                let observed = self.perform(&policy, case);
+                let passed = matches_expectation(&case.expect, &observed);
+                CaseResult {
+                    name: case.name.clone(),
+                    outcome: if passed {
+                        CaseOutcome::Pass
+                    } else {
+                        CaseOutcome::Fail
+                    },
+                    reason: if passed {
+                        observed.to_string()
+                    } else {
+                        format!("expected {}, got {observed}", describe(&case.expect))
+                    },
+                }
+            })
+            .collect())
+    }
+
+    fn perform(&self, policy: &ListenerPolicy, case: &TestCase) -> Observed {
+        let mut session = match session_for(policy, case) {
+            Ok(session) => session,
+            Err(error) => {
+                return Observed::Deny {
+                    code: error.code(),
+                    message: error.to_string(),
+                    shadow: false,
+                };
+            }
+        };
+        for id in &case.registered_functions {
+            let stored = session.stored_id(id).into_owned();
+            session.record_function(stored);
+        }
+        for id in &case.registered_triggers {
+            session.record_trigger(id.clone());
+        }
+        let catalog = &self.catalog;
+        match &case.action {
+            Action::Invoke(id) => {
+                let target = policy.resolve_target(&session, id);
+                let decision = policy.decide_invoke(&session, &target, catalog.metadata(&target));
+                observe(decision, Some(target.as_ref()))
+            }
+            Action::RegisterFunction(id) => {
+                let stored = session.stored_id(id);
+                observe(
+                    policy.decide_register_function(&session, id),
+                    Some(stored.as_ref()),
+                )
+            }
+            Action::RegisterTriggerType(id) => {
+                observe(policy.decide_register_trigger_type(&session, id), Some(id))
+            }
+            Action::RegisterTrigger {
+                trigger_type,
+                target,
+            } => {
+                let target = policy.resolve_target(&session, target);
+                let metadata = catalog.metadata(&target);
+                let decision =
+                    policy.decide_register_trigger(&session, trigger_type, &target, metadata);
+                observe(decision, Some(target.as_ref()))
+            }
+            Action::UnregisterTrigger(id) => {
+                observe(policy.decide_unregister_trigger(&session, id), Some(id))
+            }
+            Action::Discover { function, request } => {
+                self.discover(policy, &session, *function, request)
+            }
+        }
+    }
+
+    /// Gates the discovery call, simulates the engine's reply from the catalog, filters it.
+    fn discover(
+        &self,
+        policy: &ListenerPolicy,
+        session: &Session,
+        function: DiscoveryFunction,
+        request: &Value,
+    ) -> Observed {
+        let catalog = &self.catalog;
+        let id = function.id();
+        let gate = policy.decide_invoke(session, id, catalog.metadata(id));
+        if gate.enforced_denial().is_some() {
+            return observe(gate, None);
+        }
+        let pre = policy.decide_discovery_request(session, function, request, catalog);
+        if pre.enforced_denial().is_some() {
+            return observe(pre, None);
+        }
+        let Some(result) = self.engine_reply(function, request) else {
+            return observe(gate, None);
+        };
+        let result = match result {
+            Ok(result) => result,
+            Err(message) => {
+                return Observed::Deny {
+                    code: WireCode::NotFound,
+                    message,
+                    shadow: false,
+                };
+            }
+        };
+        let reply = policy.filter_discovery(session, function, result, catalog);
+        match reply.result {
+            Err(denial) => observe(Decision::Deny(denial), None),
+            Ok(result) => Observed::Ids(visible_ids(function, &result)),
+        }
+    }
+
+    /// The engine's reply for the simulated discovery functions; `None` for the others
+    /// (their gate is all the runner checks).
+    fn engine_reply(
+        &self,
+        function: DiscoveryFunction,
+        request: &Value,
+    ) -> Option<Result<Value, String>> {
+        let detail = |entry: &crate::policy_test_file::CatalogFunction| {
+            let mut object = Map::new();
+            object.insert("function_id".into(), Value::String(entry.id.clone()));
+            if let Some(worker) = &entry.worker {
+                object.insert("worker_name".into(), Value::String(worker.clone()));
+            }
+            if let Some(metadata) = &entry.metadata {
+                object.insert("metadata".into(), metadata.clone());
+            }
+            Value::Object(object)
+        };
+        let find = |id: &str| self.functions.iter().find(|entry| entry.id == id);
+        let reply = match function {
+            DiscoveryFunction::FunctionsList => Ok(json!({
+                "functions": self.functions.iter().map(detail).collect::<Vec<_>>()
+            })),
+            DiscoveryFunction::FunctionsInfo => {
+                if let Some(ids) = request.get("function_ids").and_then(Value::as_array) {
+                    let entries: Vec<Value> = ids
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(|id| {
+                            find(id).map_or_else(
+                                || json!({"function_id": id, "error": "not_found"}),
+                                detail,
+                            )
+                        })
+                        .collect();
+                    Ok(json!({ "functions": entries }))
+                } else {
+                    let id = request
+                        .get("function_id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    find(id)
+                        .map(detail)
+                        .ok_or_else(|| format!("Function '{id}' is not registered."))
+                }
+            }
+            DiscoveryFunction::WorkersList => {
+                let names: BTreeSet<&str> = self
+                    .functions
+                    .iter()
+                    .filter_map(|entry| entry.worker.as_deref())
+                    .collect();
+                Ok(json!({
+                    "workers": names.iter().map(|name| json!({"name": name})).collect::<Vec<_>>()
+                }))
+            }
+            DiscoveryFunction::WorkersInfo => {
+                let name = request
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let functions: Vec<Value> = self
+                    .functions
+                    .iter()
+                    .filter(|entry| entry.worker.as_deref() == Some(name))
+                    .map(detail)
+                    .collect();
+                Ok(json!({"worker": {"name": name}, "functions": functions}))
+            }
+            DiscoveryFunction::TriggersList
+            | DiscoveryFunction::TriggersInfo
+            | DiscoveryFunction::RegisteredTriggersList
+            | DiscoveryFunction::RegisteredTriggersInfo => return None,
+        };
+        Some(reply)
+    }
+}
+
+fn session_for(policy: &ListenerPolicy, case: &TestCase) -> Result<Session, AuthError> {
+    match &case.auth {
+        Some(auth) => policy.session_from_auth(auth.clone()),
+        None if policy.auth_function_id().is_some() => Err(AuthError::NoResult),
+        None => Ok(policy.permissive_session()),
+    }
+}
+
+fn observe(decision: Decision<'_>, id: Option<&str>) -> Observed {
+    match decision {
+        Decision::Allow(grant) => Observed::Allow {
+            grant,
+            id: id.map(str::to_owned),
+        },
+        Decision::Deny(denial) => Observed::Deny {
+            code: denial.code(),
+            message: denial.message(),
+            shadow: false,
+        },
+        Decision::ShadowAllow(denial) => Observed::Deny {
+            code: denial.code(),
+            message: denial.message(),
+            shadow: true,
+        },
+    }
+}
+
+/// The ids a filtered result shows: function ids, or worker names for `workers::list`.
+fn visible_ids(function: DiscoveryFunction, result: &Value) -> Vec<String> {
+    let (list, key) = match function {
+        DiscoveryFunction::WorkersList => ("workers", "name"),
+        _ => ("functions", "function_id"),
+    };
+    result
+        .get(list)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry.get("error").is_none())
+        .filter_map(|entry| entry.get(key).and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
+fn matches_expectation(expect: &Expectation, observed: &Observed) -> bool {
+    match (expect, observed) {
+        (Expectation::Allow, Observed::Allow { .. } | Observed::Ids(_)) => true,
+        (Expectation::AllowAs(expected), Observed::Allow { id, .. }) => {
+            id.as_deref() == Some(expected.as_str())
+        }
+        (
+            Expectation::Deny {
+                code,
+                message,
+                shadow,
+            },
+            Observed::Deny {
+                code: actual_code,
+                message: actual_message,
+                shadow: actual_shadow,
+            },
+        ) => {
+            shadow == actual_shadow
+                && code.is_none_or(|code| code == *actual_code)
+                && message
+                    .as_deref()
+                    .is_none_or(|part| actual_message.contains(part))
+        }
+        (Expectation::Ids(expected), Observed::Ids(actual)) => {
+            let expected: BTreeSet<&String> = expected.iter().collect();
+            let actual: BTreeSet<&String> = actual.iter().collect();
+            expected == actual
+        }
+        _ => false,
+    }
+}
+
+const fn grant_name(grant: Grant) -> &'static str {
+    match grant {
+        Grant::Own => "own function",
+        Grant::Allowed => "allowed_functions",
+        Grant::NamespaceGrant => "namespaces.default grant",
+        Grant::Infrastructure => "infrastructure carve-out",
+        Grant::NoRbac => "no rbac block",
+        Grant::Exposed => "expose_functions",
+        Grant::Permitted => "permitted",
+    }
+}
+
+impl fmt::Display for Observed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Allow {
+                grant,
+                id: Some(id),
+            } => {
+                write!(f, "allowed '{id}' ({})", grant_name(*grant))
+            }
+            Self::Allow { grant, id: None } => write!(f, "allowed ({})", grant_name(*grant)),
+            Self::Deny {
+                code,
+                message,
+                shadow: false,
+            } => write!(f, "denied {code}: {message}"),
+            Self::Deny {
+                code,
+                message,
+                shadow: true,
+            } => write!(f, "allowed in shadow mode, would deny {code}: {message}"),
+            Self::Ids(ids) => write!(f, "ids [{}]", ids.join(", ")),
+        }
+    }
+}
+
+fn describe(expect: &Expectation) -> String {
+    match expect {
+        Expectation::Allow => "allow".to_owned(),
+        Expectation::AllowAs(id) => format!("allow as '{id}'"),
+        Expectation::Deny {
+            code,
+            message,
+            shadow,
+        } => {
+            let mut text = if *shadow { "shadow deny" } else { "deny" }.to_owned();
+            if let Some(code) = code {
+                text.push(' ');
+                text.push_str(code.as_str());
+            }
+            if let Some(message) = message {
+                text.push_str(&format!(" with message containing \"{message}\""));
+            }
+            text
+        }
+        Expectation::Ids(ids) => format!("ids [{}]", ids.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+//! The runner on small files: passing and failing cases, references and their errors.
+
+use super::{CaseOutcome, CaseResult};
+use crate::policy_test_file::{PolicyTestError, PolicyTestFile};
+
+const GATEWAY: &str = r#"
+engine: { url: ws://127.0.0.1:49134 }
+listeners:
+  - name: public-workers
+    rbac:
+      auth_function_id: my-app::auth
+      expose_functions: [ 'match("api::*")', { metadata: { public: true } } ]
+  - name: open
+"#;
+
+fn run(test: &str) -> Vec<CaseResult> {
+    PolicyTestFile::parse(test)
+        .unwrap()
+        .run(Some(GATEWAY))
+        .unwrap()
+}
+
+fn outcomes(results: &[CaseResult]) -> Vec<(&str, CaseOutcome)> {
+    results
+        .iter()
+        .map(|r| (r.name.as_str(), r.outcome))
+        .collect()
+}
+
+#[test]
+fn the_issue_example_passes_against_a_referenced_listener() {
+    let results = run(r#"
+listener: { config: ../gateway.yaml, name: public-workers }
+functions:
+  - { id: api::orders::list }
+  - { id: pub::status, metadata: { public: true } }
+  - { id: secret::run }
+cases:
+  - name: browser can list orders
+    auth: { context: { tenant: t1 } }
+    invoke: api::orders::list
+    expect: allow
+  - name: admin functions stay hidden
+    auth: { forbidden_functions: [api::admin::wipe] }
+    invoke: api::admin::wipe
+    expect: { deny: FORBIDDEN, message: "remove from rbac.forbidden_functions" }
+  - name: anonymous is refused when auth is configured
+    unauthenticated: true
+    invoke: api::orders::list
+    expect: { deny: AUTH_ERROR, message: "auth function returned no result" }
+  - name: discovery shows only what may be invoked
+    auth: { allowed_functions: [engine::functions::list] }
+    discover: engine::functions::list
+    expect: { ids: [api::orders::list, pub::status] }
+"#);
+    assert!(
+        results.iter().all(|r| r.outcome == CaseOutcome::Pass),
+        "{results:#?}"
+    );
+    assert_eq!(
+        results[1].reason,
+        "denied FORBIDDEN: function 'api::admin::wipe' not allowed (remove from rbac.forbidden_functions)"
+    );
+}
+
+#[test]
+fn failing_cases_say_what_was_expected_and_what_happened() {
+    let results = run(r#"
+listener: { config: gw.yaml, name: public-workers }
+cases:
+  - name: wrongly expects allow
+    auth: {}
+    invoke: secret::run
+    expect: allow
+  - name: wrongly expects a forbidden remediation
+    auth: {}
+    invoke: secret::run
+    expect: { deny: FORBIDDEN, message: "remove from" }
+"#);
+    assert_eq!(
+        outcomes(&results),
+        [
+            ("wrongly expects allow", CaseOutcome::Fail),
+            ("wrongly expects a forbidden remediation", CaseOutcome::Fail),
+        ]
+    );
+    assert_eq!(
+        results[0].reason,
+        "expected allow, got denied FORBIDDEN: function 'secret::run' not allowed (add to rbac.expose_functions)"
+    );
+    assert!(results[1].reason.starts_with(
+        "expected deny FORBIDDEN with message containing \"remove from\", got denied"
+    ));
+}
+
+#[test]
+fn prefixes_own_functions_and_registrations_are_simulated() {
+    let results = run(r#"
+listener: { config: gw.yaml, name: public-workers }
+cases:
+  - name: registration is prefixed
+    auth: { function_registration_prefix: tenant1 }
+    register_function: foo
+    expect: { id: tenant1::foo }
+  - name: a bare self-invoke resolves to the own function
+    auth: { function_registration_prefix: tenant1 }
+    registered_functions: [foo]
+    invoke: foo
+    expect: { id: tenant1::foo }
+  - name: a trigger to a foreign hidden target is refused
+    auth: { function_registration_prefix: tenant1 }
+    register_trigger: { type: http, target: secret::run }
+    expect: { deny: REGISTRATION_DENIED, message: "add to rbac.expose_functions" }
+  - name: only own triggers may be removed
+    auth: {}
+    registered_triggers: [t1]
+    unregister_trigger: t2
+    expect: { deny: REGISTRATION_DENIED }
+  - name: trigger types are off by default
+    auth: {}
+    register_trigger_type: my-type
+    expect: { deny: REGISTRATION_DENIED, message: "trigger type registration not allowed" }
+"#);
+    assert!(
+        results.iter().all(|r| r.outcome == CaseOutcome::Pass),
+        "{results:#?}"
+    );
+}
+
+#[test]
+fn an_open_listener_gives_unauthenticated_cases_a_permissive_session() {
+    let results = run(r#"
+listener: { config: gw.yaml, name: open }
+cases:
+  - name: everything is allowed without an rbac block
+    unauthenticated: true
+    invoke: anything::goes
+    expect: allow
+  - name: permissive sessions may register trigger types
+    register_trigger_type: my-type
+    expect: allow
+"#);
+    assert!(
+        results.iter().all(|r| r.outcome == CaseOutcome::Pass),
+        "{results:#?}"
+    );
+}
+
+#[test]
+fn shadow_listeners_report_would_be_denials() {
+    let file = PolicyTestFile::parse(
+        r#"
+listener: { shadow: true, rbac: { expose_functions: [] } }
+cases:
+  - name: allowed but reported
+    invoke: secret::run
+    expect: { deny: FORBIDDEN, shadow: true }
+  - name: a shadow denial is not an enforced one
+    invoke: secret::run
+    expect: deny
+"#,
+    )
+    .unwrap();
+    let results = file.run(None).unwrap();
+    assert_eq!(
+        outcomes(&results),
+        [
+            ("allowed but reported", CaseOutcome::Pass),
+            ("a shadow denial is not an enforced one", CaseOutcome::Fail),
+        ]
+    );
+}
+
+#[test]
+fn a_bad_auth_result_is_an_auth_error() {
+    let file = PolicyTestFile::parse(
+        r#"
+listener: { rbac: { auth_function_id: a::auth } }
+cases:
+  - name: wrong type
+    auth: { allowed_functions: nope }
+    invoke: x
+    expect: { deny: AUTH_ERROR, message: "invalid type" }
+"#,
+    )
+    .unwrap();
+    assert_eq!(file.run(None).unwrap()[0].outcome, CaseOutcome::Pass);
+}
+
+#[test]
+fn discovery_info_does_not_reveal_whether_a_hidden_id_exists() {
+    let results = run(r#"
+listener: { config: gw.yaml, name: public-workers }
+functions: [ { id: secret::run }, { id: api::x } ]
+cases:
+  - name: existing hidden id
+    auth: { allowed_functions: [engine::functions::info] }
+    discover: engine::functions::info
+    request: { function_id: secret::run }
+    expect: { deny: FORBIDDEN, message: "add to rbac.expose_functions" }
+  - name: missing id
+    auth: { allowed_functions: [engine::functions::info] }
+    discover: engine::functions::info
+    request: { function_id: secret::missing }
+    expect: { deny: FORBIDDEN, message: "add to rbac.expose_functions" }
+  - name: batch
+    auth: { allowed_functions: [engine::functions::info] }
+    discover: engine::functions::info
+    request: { function_ids: [secret::run, secret::missing, api::x] }
+    expect: { ids: [api::x] }
+  - name: the discovery id itself is gated
+    auth: {}
+    discover: engine::functions::list
+    expect: { deny: FORBIDDEN }
+"#);
+    assert!(
+        results.iter().all(|r| r.outcome == CaseOutcome::Pass),
+        "{results:#?}"
+    );
+}
+
+#[test]
+fn reference_problems_are_file_errors() {
+    let file =
+        PolicyTestFile::parse("listener: { config: gw.yaml, name: nope }\ncases: []\n").unwrap();
+    assert!(matches!(
+        file.run(None),
+        Err(PolicyTestError::MissingConfig { .. })
+    ));
+    assert!(matches!(
+        file.run(Some(GATEWAY)),
+        Err(PolicyTestError::ListenerNotFound { .. })
+    ));
+    let error = file.run(Some("listeners: 3")).unwrap_err();
+    assert!(
+        matches!(error, PolicyTestError::GatewayConfig { .. }),
+        "{error}"
+    );
+    let invalid = PolicyTestFile::parse("listener: { auth_timeout_ms: 0 }\ncases: []\n").unwrap();
+    assert!(matches!(
+        invalid.run(None),
+        Err(PolicyTestError::Listener(_))
+    ));
+}

@@ -1,0 +1,273 @@
+//! Registration decisions (spec §4.6, settled decisions 5 and 11): function and trigger-type
+//! registration flags, the trigger-type allow list, the trigger target check, and
+//! unregistering only one's own triggers.
+//!
+//! Hooks run between these checks and are the caller's: for `registertrigger` call
+//! [`ListenerPolicy::decide_trigger_type`], then the hook, then
+//! [`ListenerPolicy::decide_trigger_target`] on the hook's (resolved) target.
+//! [`ListenerPolicy::decide_register_trigger`] chains both for callers without a hook.
+
+use serde_json::Value;
+
+use crate::decision::{Decision, Denial, DenyReason, Grant};
+use crate::listener_policy::ListenerPolicy;
+use crate::session::Session;
+
+impl ListenerPolicy {
+    /// `registerfunction`: refused (and dropped by the caller) when the session may not
+    /// register functions. Any id may be registered; ids are not checked against expose.
+    pub fn decide_register_function<'a>(
+        &self,
+        session: &Session,
+        function_id: &'a str,
+    ) -> Decision<'a> {
+        let decision = if session.may_register_functions() {
+            Decision::Allow(Grant::Permitted)
+        } else {
+            Decision::Deny(Denial::new(
+                DenyReason::FunctionRegistrationNotAllowed,
+                function_id,
+            ))
+        };
+        decision.shadowed(self.is_shadow())
+    }
+
+    /// `registertriggertype`.
+    pub fn decide_register_trigger_type<'a>(
+        &self,
+        session: &Session,
+        trigger_type_id: &'a str,
+    ) -> Decision<'a> {
+        let decision = if session.may_register_trigger_types() {
+            Decision::Allow(Grant::Permitted)
+        } else {
+            Decision::Deny(Denial::new(
+                DenyReason::TriggerTypeRegistrationNotAllowed,
+                trigger_type_id,
+            ))
+        };
+        decision.shadowed(self.is_shadow())
+    }
+
+    /// `registertrigger` step 1: is the trigger type in `allowed_trigger_types` (when set)?
+    pub fn decide_trigger_type<'a>(
+        &self,
+        session: &Session,
+        trigger_type: &'a str,
+    ) -> Decision<'a> {
+        let decision = if session.may_use_trigger_type(trigger_type) {
+            Decision::Allow(Grant::Permitted)
+        } else {
+            Decision::Deny(Denial::new(DenyReason::TriggerTypeNotAllowed, trigger_type))
+        };
+        decision.shadowed(self.is_shadow())
+    }
+
+    /// `registertrigger` step 3: may the session bind a trigger to `target` (the resolved
+    /// target, see [`ListenerPolicy::resolve_target`])? The same rules as an invoke, since a
+    /// firing would otherwise skip the invoke gate; the session's own functions are exempt
+    /// when `allow_self_invoke` is on. Denials answer `REGISTRATION_DENIED`.
+    pub fn decide_trigger_target<'a>(
+        &self,
+        session: &Session,
+        target: &'a str,
+        metadata: Option<&Value>,
+    ) -> Decision<'a> {
+        let decision = match self.access(session, target, metadata) {
+            Decision::Deny(denial) => {
+                let reason = match denial.reason() {
+                    DenyReason::Forbidden => DenyReason::TargetForbidden,
+                    _ => DenyReason::TargetNotExposed,
+                };
+                Decision::Deny(denial.with_reason(reason))
+            }
+            other => other,
+        };
+        decision.shadowed(self.is_shadow())
+    }
+
+    /// Both `registertrigger` checks, for a caller with no trigger hook.
+    pub fn decide_register_trigger<'a>(
+        &self,
+        session: &Session,
+        trigger_type: &'a str,
+        target: &'a str,
+        metadata: Option<&Value>,
+    ) -> Decision<'a> {
+        match self.decide_trigger_type(session, trigger_type) {
+            Decision::Deny(denial) => Decision::Deny(denial),
+            Decision::ShadowAllow(type_denial) => {
+                // Already a shadow report; the target check cannot make it stricter.
+                Decision::ShadowAllow(type_denial)
+            }
+            Decision::Allow(_) => self.decide_trigger_target(session, target, metadata),
+        }
+    }
+
+    /// `unregistertrigger`: only triggers this session registered (settled decision 11).
+    pub fn decide_unregister_trigger<'a>(
+        &self,
+        session: &Session,
+        trigger_id: &'a str,
+    ) -> Decision<'a> {
+        let decision = if session.owns_trigger(trigger_id) {
+            Decision::Allow(Grant::Own)
+        } else {
+            Decision::Deny(Denial::new(DenyReason::TriggerNotOwned, trigger_id))
+        };
+        decision.shadowed(self.is_shadow())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config_error::from_yaml;
+    use crate::decision::{Decision, DenyReason, Grant};
+    use crate::listener_config::ListenerConfig;
+    use crate::listener_policy::ListenerPolicy;
+    use crate::wire_error::WireCode;
+    use serde_json::json;
+
+    fn policy(yaml: &str) -> ListenerPolicy {
+        ListenerPolicy::new(from_yaml::<ListenerConfig>(yaml).unwrap()).unwrap()
+    }
+
+    const API_ONLY: &str =
+        "rbac: { auth_function_id: a::auth, expose_functions: ['match(\"api::*\")'] }";
+
+    #[test]
+    fn function_registration_follows_the_session_flag() {
+        let p = policy(API_ONLY);
+        let open = p.session_from_auth(json!({})).unwrap();
+        assert_eq!(
+            p.decide_register_function(&open, "anything::at::all"),
+            Decision::Allow(Grant::Permitted)
+        );
+        let closed = p
+            .session_from_auth(json!({"allow_function_registration": false}))
+            .unwrap();
+        let denial = p
+            .decide_register_function(&closed, "f")
+            .enforced_denial()
+            .cloned()
+            .unwrap();
+        assert_eq!(denial.reason(), DenyReason::FunctionRegistrationNotAllowed);
+        assert_eq!(denial.code(), WireCode::RegistrationDenied);
+    }
+
+    #[test]
+    fn trigger_type_registration_is_off_by_default_for_authenticated_sessions() {
+        let p = policy(API_ONLY);
+        let s = p.session_from_auth(json!({})).unwrap();
+        let denial = p
+            .decide_register_trigger_type(&s, "my-type")
+            .enforced_denial()
+            .cloned()
+            .unwrap();
+        assert_eq!(denial.message(), "trigger type registration not allowed");
+        assert!(
+            p.decide_register_trigger_type(&p.permissive_session(), "my-type")
+                .is_allowed()
+        );
+    }
+
+    #[test]
+    fn a_trigger_type_outside_the_allowed_list_is_registration_denied() {
+        let p = policy(API_ONLY);
+        let s = p
+            .session_from_auth(json!({"allowed_trigger_types": ["http"]}))
+            .unwrap();
+        let denial = p
+            .decide_register_trigger(&s, "cron", "api::run", None)
+            .enforced_denial()
+            .cloned()
+            .unwrap();
+        assert_eq!(denial.code(), WireCode::RegistrationDenied);
+        assert_eq!(denial.message(), "trigger type not allowed");
+        assert!(
+            p.decide_register_trigger(&s, "http", "api::run", None)
+                .is_allowed()
+        );
+    }
+
+    #[test]
+    fn a_trigger_to_an_unexposed_target_is_registration_denied_with_the_remediation() {
+        let p = policy(API_ONLY);
+        let s = p
+            .session_from_auth(json!({"forbidden_functions": ["api::nope"]}))
+            .unwrap();
+        let denial = p
+            .decide_register_trigger(&s, "http", "secret::run", None)
+            .enforced_denial()
+            .cloned()
+            .unwrap();
+        assert_eq!(denial.code(), WireCode::RegistrationDenied);
+        assert_eq!(
+            denial.message(),
+            "function 'secret::run' not allowed (add to rbac.expose_functions)"
+        );
+        let denial = p
+            .decide_trigger_target(&s, "api::nope", None)
+            .enforced_denial()
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            denial.message(),
+            "function 'api::nope' not allowed (remove from rbac.forbidden_functions)"
+        );
+        assert_eq!(denial.reason(), DenyReason::TargetForbidden);
+    }
+
+    #[test]
+    fn a_trigger_to_an_own_function_is_allowed_even_when_not_exposed() {
+        let p = policy(API_ONLY);
+        let mut s = p
+            .session_from_auth(json!({"function_registration_prefix": "tenant1"}))
+            .unwrap();
+        let stored = s.stored_id("handler").into_owned();
+        s.record_function(stored);
+        let target = p.resolve_target(&s, "handler");
+        assert_eq!(target, "tenant1::handler");
+        assert_eq!(
+            p.decide_trigger_target(&s, &target, None),
+            Decision::Allow(Grant::Own)
+        );
+    }
+
+    #[test]
+    fn only_own_triggers_may_be_unregistered() {
+        let p = policy(API_ONLY);
+        let mut s = p.session_from_auth(json!({})).unwrap();
+        s.record_trigger("t-1");
+        assert!(p.decide_unregister_trigger(&s, "t-1").is_allowed());
+        let denial = p
+            .decide_unregister_trigger(&s, "t-2")
+            .enforced_denial()
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            denial.message(),
+            "trigger 't-2' was not registered by this session"
+        );
+    }
+
+    #[test]
+    fn shadow_mode_covers_registrations() {
+        let p = policy(&format!("{API_ONLY}\nshadow: true"));
+        let s = p
+            .session_from_auth(json!({"allow_function_registration": false}))
+            .unwrap();
+        assert!(matches!(
+            p.decide_register_function(&s, "f"),
+            Decision::ShadowAllow(_)
+        ));
+        assert!(matches!(
+            p.decide_register_trigger(&s, "http", "secret::x", None),
+            Decision::ShadowAllow(_)
+        ));
+        assert!(matches!(
+            p.decide_unregister_trigger(&s, "t"),
+            Decision::ShadowAllow(_)
+        ));
+    }
+}
