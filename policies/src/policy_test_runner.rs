@@ -334,7 +334,7 @@ fn matches_expectation(expect: &Expectation, observed: &Observed) -> bool {
 
 const fn grant_name(grant: Grant) -> &'static str {
     match grant {
-        Grant::Own => "own function",
+        Grant::Own => "registered by this session",
         Grant::Allowed => "allowed_functions",
         Grant::NamespaceGrant => "namespaces.default grant",
         Grant::Infrastructure => "infrastructure carve-out",
