@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Driver, Engine, RawWorker};
+use crate::support::{Driver, Engine, RawWorker, http};
 
 fn assert_ok(reply: &Value) -> &Value {
     assert_eq!(reply["ok"], json!(true), "call failed: {reply}");
@@ -119,4 +119,29 @@ async fn python_writes_a_channel_that_a_node_worker_reads() {
     let answer = &assert_ok(&reply)["answer"];
     assert_eq!(answer["messages"], json!(["from-python"]), "{answer}");
     assert_eq!(answer["bytes"], 200 * 1024, "{answer}");
+}
+
+#[tokio::test]
+async fn python_http_trigger_serves_and_unregisters() {
+    let engine = Engine::start().await;
+    let mut py = Driver::python(&engine, "py-http").await;
+    py.ok(
+        "register",
+        json!({"functions": [{"id": "py::http", "kind": "http", "status": 201}]}),
+    )
+    .await;
+    py.ok(
+        "register_trigger",
+        json!({"key": "h", "type": "http", "function_id": "py::http",
+               "config": {"api_path": "/py/:name", "http_method": "GET"}}),
+    )
+    .await;
+    let resp = http::get(engine.http(), "/py/ada?x=1").await;
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    let body = resp.json();
+    assert_eq!(body["path_params"], json!({"name": "ada"}), "{body}");
+    assert_eq!(body["query_params"], json!({"x": "1"}), "{body}");
+
+    py.ok("unregister_trigger", json!({"key": "h"})).await;
+    assert_eq!(http::get(engine.http(), "/py/ada").await.status, 404);
 }

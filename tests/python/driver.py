@@ -130,6 +130,38 @@ def cmd_trigger(msg: dict[str, Any]) -> Any:
     return iii.trigger(request)
 
 
+TRIGGERS: dict[str, Any] = {}
+
+
+def kind_http(spec: dict[str, Any]) -> Callable[..., Any]:
+    # http trigger handler: answers `status` and echoes what it saw.
+    def handle(req: Any) -> Any:
+        return {
+            "status_code": spec.get("status", 200),
+            "headers": spec.get("headers", {}),
+            "body": {k: req.get(k) for k in ("method", "path", "path_params", "query_params", "body")},
+        }
+
+    return handle
+
+
+KINDS["http"] = kind_http
+
+
+def cmd_register_trigger(msg: dict[str, Any]) -> Any:
+    TRIGGERS[msg["key"]] = iii.register_trigger(
+        {"type": msg["type"], "function_id": msg["function_id"], "config": msg.get("config")}
+    )
+    sync()
+    return {"key": msg["key"]}
+
+
+def cmd_unregister_trigger(msg: dict[str, Any]) -> Any:
+    TRIGGERS.pop(msg["key"]).unregister()
+    sync()
+    return {"key": msg["key"]}
+
+
 def cmd_channel_send(msg: dict[str, Any]) -> Any:
     # Creates a channel, hands its reader to `function_id` and writes into it meanwhile:
     # text frames first, then `data` as binary.
@@ -164,6 +196,8 @@ COMMANDS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "sync": cmd_sync,
     "trigger": cmd_trigger,
     "channel_send": cmd_channel_send,
+    "register_trigger": cmd_register_trigger,
+    "unregister_trigger": cmd_unregister_trigger,
     "shutdown": cmd_shutdown,
 }
 
