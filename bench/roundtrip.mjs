@@ -7,24 +7,36 @@ import { runBulk } from '../tests/node/lib/bulk.mjs'
 
 for (const level of ['log', 'info', 'debug', 'warn']) console[level] = (...a) => console.error(...a)
 
-const [url, seqArg, parArg, timeoutArg] = process.argv.slice(2)
-const seqCalls = Number(seqArg ?? 5000)
-const parCalls = Number(parArg ?? 50000)
-const timeoutMs = Number(timeoutArg ?? 2000)
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-async function connected(worker) {
-  const deadline = Date.now() + 20000
-  while (!worker.workerId) {
-    if (Date.now() > deadline) throw new Error('no workerregistered within 20 s')
-    await sleep(10)
-  }
+// `--owner <url>`: only own `bench::echo`, in its own process (as workers are deployed), until
+// stdin closes. Otherwise: call it (from this process) and report.
+if (process.argv[2] === '--owner') {
+  const owner = registerWorker(process.argv[3], { workerName: 'bench-owner', otel: { enabled: false } })
+  owner.registerFunction('bench::echo', async (input) => input)
+  process.stdin.resume()
+  process.stdin.on('end', async () => {
+    await owner.shutdown()
+    process.exit(0)
+  })
+} else {
+  await main()
 }
 
-const owner = registerWorker(url, { workerName: 'bench-owner', otel: { enabled: false } })
-owner.registerFunction('bench::echo', async (input) => input)
+async function main() {
+  const [url, seqArg, parArg, timeoutArg] = process.argv.slice(2)
+  const seqCalls = Number(seqArg ?? 5000)
+  const parCalls = Number(parArg ?? 50000)
+  const timeoutMs = Number(timeoutArg ?? 2000)
+
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+  async function connected(worker) {
+    const deadline = Date.now() + 20000
+    while (!worker.workerId) {
+      if (Date.now() > deadline) throw new Error('no workerregistered within 20 s')
+      await sleep(10)
+    }
+}
+
 const caller = registerWorker(url, { workerName: 'bench-caller', otel: { enabled: false } })
-await connected(owner)
 await connected(caller)
 
 // Wait until the function is callable, then warm up.
@@ -44,5 +56,5 @@ const seq = await runBulk(caller, { function_id: 'bench::echo', count: seqCalls,
 const par = await runBulk(caller, { function_id: 'bench::echo', count: parCalls, inflight: 64, timeoutMs })
 process.stdout.write(`${JSON.stringify({ seq, par })}\n`)
 await caller.shutdown()
-await owner.shutdown()
 process.exit(0)
+}

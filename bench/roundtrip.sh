@@ -104,9 +104,18 @@ measure() {
   exec 3>&-
   wait "$idle_pid" 2>/dev/null || true
 
-  log "round trips against $ENGINE_URL"
+  log "round trips against $ENGINE_URL (owner and caller in separate Node processes)"
+  local owner_fifo=$work/owner.fifo owner_pid
+  rm -f "$owner_fifo"
+  mkfifo "$owner_fifo"
+  node bench/roundtrip.mjs --owner "$ENGINE_URL" <"$owner_fifo" >/dev/null 2>"$work/owner.err" &
+  owner_pid=$!
+  pids+=("$owner_pid")
+  exec 4>"$owner_fifo"
   node bench/roundtrip.mjs "$ENGINE_URL" "$SEQ" "$PAR" "$TIMEOUT_MS" >"$work/rt.json" 2>"$work/rt.err" \
-    || { cat "$work/rt.err" >&2; exit 1; }
+    || { cat "$work/rt.err" "$work/owner.err" >&2; exit 1; }
+  exec 4>&-
+  wait "$owner_pid" 2>/dev/null || true
   python3 - "$work/rt.json" "$before" "$after" "$IDLE" >"$out" <<'PY'
 import json, sys
 rt = json.load(open(sys.argv[1]))
