@@ -71,12 +71,12 @@ fn check_decisions(
     patterns: &[String],
     ids: &[&str],
 ) {
+    let matcher = IdMatcher::new(patterns.iter().map(String::as_str)).ok();
     for id in ids {
         let stored = session.stored_id(id).into_owned();
         if session.strip_prefix(&stored) != *id {
             panic!("prefix does not round-trip for {id:?}");
         }
-        let matcher = IdMatcher::new(patterns.iter().map(String::as_str)).ok();
         let compiled = matcher.as_ref().map(|m| m.is_match(id));
         let naive = patterns.iter().any(|pattern| naive_match(pattern, id));
         if compiled.is_some_and(|compiled| compiled != naive) {
