@@ -273,3 +273,255 @@ async fn functions_available_trigger_reports_new_functions() {
         }
     }
 }
+
+/// A worker named `raw-infra` that owns `raw::alpha` and `raw::hooked`, provides the trigger
+/// type `raw-type`, binds `GET /winfo` to `raw::alpha` and `raw-type` (with metadata) to
+/// `raw::hooked`. Returns it with the two binding ids (http, raw-type).
+async fn infra_worker(engine: &Engine) -> (RawWorker, String, String) {
+    let mut w = RawWorker::connect_named(engine, "raw-infra").await;
+    w.send(json!({"type": "registerfunction", "id": "raw::alpha", "description": "first"}))
+        .await;
+    w.register_function("raw::hooked").await;
+    w.send(json!({"type": "registertriggertype", "id": "raw-type",
+                  "description": "raw provided"}))
+        .await;
+    let http_id = uuid::Uuid::new_v4().to_string();
+    w.send(
+        json!({"type": "registertrigger", "id": http_id, "trigger_type": "http",
+                  "function_id": "raw::alpha",
+                  "config": {"api_path": "/winfo", "http_method": "get"}}),
+    )
+    .await;
+    let raw_id = uuid::Uuid::new_v4().to_string();
+    w.send(
+        json!({"type": "registertrigger", "id": raw_id, "trigger_type": "raw-type",
+                  "function_id": "raw::hooked", "config": {"k": "v"},
+                  "metadata": {"team": "blue"}}),
+    )
+    .await;
+    w.sync().await;
+    (w, http_id, raw_id)
+}
+
+/// Rows of `rows` without the helpers' own `__sync::*` functions.
+fn without_sync(rows: &Value) -> Vec<Value> {
+    rows.as_array()
+        .unwrap_or_else(|| panic!("expected an array, got {rows}"))
+        .iter()
+        .filter(|r| {
+            !r["function_id"]
+                .as_str()
+                .is_some_and(|f| f.starts_with("__sync::"))
+        })
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn workers_info_by_name_lists_the_workers_functions_types_and_bindings() {
+    let engine = Engine::start().await;
+    let (infra, http_id, raw_id) = infra_worker(&engine).await;
+    let mut w = RawWorker::connect(&engine).await;
+
+    let info = w
+        .call_ok("engine::workers::info", json!({"name": "raw-infra"}))
+        .await;
+    let worker = &info["worker"];
+    assert_eq!(worker["id"], json!(infra.worker_id), "{info}");
+    assert_eq!(worker["name"], "raw-infra", "{info}");
+    assert_eq!(worker["runtime"], "rust", "{info}");
+    assert_eq!(worker["namespace"], "default", "{info}");
+    assert_eq!(worker["status"], "connected", "{info}");
+    assert_eq!(
+        worker["pid"],
+        std::process::id(),
+        "pid from the metadata: {info}"
+    );
+    assert_eq!(worker["internal"], false, "{info}");
+
+    let functions = without_sync(&info["functions"]);
+    assert_eq!(
+        ids(&Value::Array(functions.clone()), "function_id"),
+        vec!["raw::alpha", "raw::hooked"],
+        "{info}"
+    );
+    assert_eq!(functions[0]["description"], "first", "{info}");
+    assert_eq!(functions[0]["worker_name"], "raw-infra", "{info}");
+
+    let types = info["trigger_types"]
+        .as_array()
+        .expect("trigger_types array");
+    assert_eq!(types.len(), 1, "{info}");
+    assert_eq!(types[0]["id"], "raw-type", "{info}");
+    assert_eq!(types[0]["description"], "raw provided", "{info}");
+    assert_eq!(types[0]["worker_name"], "raw-infra", "{info}");
+
+    let bindings = info["registered_triggers"]
+        .as_array()
+        .expect("registered_triggers array");
+    assert_eq!(bindings.len(), 2, "{info}");
+    let http = bindings
+        .iter()
+        .find(|b| b["id"] == json!(http_id))
+        .unwrap_or_else(|| panic!("http binding listed: {info}"));
+    assert_eq!(http["trigger_type"], "http", "{http}");
+    assert_eq!(http["function_id"], "raw::alpha", "{http}");
+    assert_eq!(http["worker_name"], "raw-infra", "{http}");
+    assert_eq!(http["config"]["api_path"], "/winfo", "{http}");
+    let raw = bindings
+        .iter()
+        .find(|b| b["id"] == json!(raw_id))
+        .unwrap_or_else(|| panic!("raw-type binding listed: {info}"));
+    assert_eq!(raw["trigger_type"], "raw-type", "{raw}");
+    assert_eq!(raw["function_id"], "raw::hooked", "{raw}");
+    assert_eq!(raw["config"], json!({"k": "v"}), "{raw}");
+
+    let missing = w
+        .call("engine::workers::info", json!({"name": "nobody"}))
+        .await;
+    assert!(
+        missing.get("error").is_some_and(|e| !e.is_null()),
+        "unknown worker name is an error: {missing}"
+    );
+}
+
+#[tokio::test]
+async fn registered_triggers_list_filters_by_type_and_function() {
+    let engine = Engine::start().await;
+    let (_infra, http_id, raw_id) = infra_worker(&engine).await;
+    let mut w = RawWorker::connect(&engine).await;
+
+    let all = w
+        .call_ok("engine::registered-triggers::list", json!({}))
+        .await;
+    let all_ids = ids(&all["registered_triggers"], "id");
+    assert!(
+        all_ids.contains(&http_id) && all_ids.contains(&raw_id),
+        "{all}"
+    );
+    let http_row = all["registered_triggers"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["id"] == json!(http_id)))
+        .expect("http row");
+    assert_eq!(http_row["worker_name"], "raw-infra", "{http_row}");
+    assert!(http_row["config_summary"].is_string(), "{http_row}");
+
+    let by_type = w
+        .call_ok(
+            "engine::registered-triggers::list",
+            json!({"trigger_type": "raw-type"}),
+        )
+        .await;
+    assert_eq!(
+        ids(&by_type["registered_triggers"], "id"),
+        vec![raw_id.clone()],
+        "{by_type}"
+    );
+
+    let by_function = w
+        .call_ok(
+            "engine::registered-triggers::list",
+            json!({"function_id": "raw::alpha"}),
+        )
+        .await;
+    assert_eq!(
+        ids(&by_function["registered_triggers"], "id"),
+        vec![http_id.clone()],
+        "{by_function}"
+    );
+
+    let none = w
+        .call_ok(
+            "engine::registered-triggers::list",
+            json!({"trigger_type": "http", "function_id": "raw::hooked"}),
+        )
+        .await;
+    assert_eq!(
+        none["registered_triggers"],
+        json!([]),
+        "filters combine: {none}"
+    );
+}
+
+#[tokio::test]
+async fn registered_triggers_info_joins_the_trigger_type_and_the_function() {
+    let engine = Engine::start().await;
+    let (_infra, http_id, raw_id) = infra_worker(&engine).await;
+    let mut w = RawWorker::connect(&engine).await;
+
+    let info = w
+        .call_ok("engine::registered-triggers::info", json!({"id": raw_id}))
+        .await;
+    assert_eq!(info["id"], json!(raw_id), "{info}");
+    assert_eq!(info["trigger_type"], "raw-type", "{info}");
+    assert_eq!(info["function_id"], "raw::hooked", "{info}");
+    assert_eq!(info["worker_name"], "raw-infra", "{info}");
+    assert_eq!(info["config"], json!({"k": "v"}), "{info}");
+    assert_eq!(info["metadata"], json!({"team": "blue"}), "{info}");
+    let trigger = &info["trigger"];
+    assert_eq!(trigger["id"], "raw-type", "{info}");
+    assert_eq!(trigger["description"], "raw provided", "{info}");
+    assert_eq!(trigger["worker_name"], "raw-infra", "{info}");
+    assert_eq!(trigger["instance_count"], 1, "{info}");
+    let function = &info["function"];
+    assert_eq!(function["function_id"], "raw::hooked", "{info}");
+    assert_eq!(function["worker_name"], "raw-infra", "{info}");
+    let bound = function["registered_triggers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("function.registered_triggers: {info}"));
+    assert!(bound.iter().any(|b| b["id"] == json!(raw_id)), "{info}");
+
+    let http = w
+        .call_ok("engine::registered-triggers::info", json!({"id": http_id}))
+        .await;
+    assert_eq!(http["trigger"]["id"], "http", "{http}");
+    assert_eq!(http["function"]["function_id"], "raw::alpha", "{http}");
+    assert_eq!(http["function"]["description"], "first", "{http}");
+
+    let missing = w
+        .call(
+            "engine::registered-triggers::info",
+            json!({"id": uuid::Uuid::new_v4().to_string()}),
+        )
+        .await;
+    assert_eq!(missing["error"]["code"], "NOT_FOUND", "{missing}");
+}
+
+#[tokio::test]
+async fn triggers_info_counts_the_instances_of_a_type() {
+    let engine = Engine::start().await;
+    let (mut infra, _http_id, raw_id) = infra_worker(&engine).await;
+    let mut w = RawWorker::connect(&engine).await;
+    let count = |info: &Value| info["instance_count"].clone();
+
+    let info = w
+        .call_ok("engine::triggers::info", json!({"id": "raw-type"}))
+        .await;
+    assert_eq!(count(&info), 1, "{info}");
+    assert_eq!(info["description"], "raw provided", "{info}");
+
+    let second = uuid::Uuid::new_v4().to_string();
+    infra
+        .send(
+            json!({"type": "registertrigger", "id": second, "trigger_type": "raw-type",
+                     "function_id": "raw::alpha", "config": {}}),
+        )
+        .await;
+    infra.sync().await;
+    let info = w
+        .call_ok("engine::triggers::info", json!({"id": "raw-type"}))
+        .await;
+    assert_eq!(count(&info), 2, "{info}");
+
+    infra
+        .send(json!({"type": "unregistertrigger", "id": raw_id, "trigger_type": "raw-type"}))
+        .await;
+    infra
+        .send(json!({"type": "unregistertrigger", "id": second}))
+        .await;
+    infra.sync().await;
+    let info = w
+        .call_ok("engine::triggers::info", json!({"id": "raw-type"}))
+        .await;
+    assert_eq!(count(&info), 0, "{info}");
+}

@@ -7,7 +7,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use crate::support::ws::{Incoming, connect, next_within};
-use crate::support::{Engine, RawWorker, STEP, is_uuid, within};
+use crate::support::{Engine, RawWorker, STEP, eventually, is_uuid, within};
 
 #[tokio::test]
 async fn workerregistered_arrives_first_with_a_uuid_worker_id() {
@@ -373,4 +373,168 @@ async fn engine_outlives_a_client_that_vanishes_mid_frame() {
     engine.assert_running();
     let mut w = RawWorker::connect(&engine).await;
     w.sync().await;
+}
+
+/// Reads `ws` until the engine closes it (Close frame or end of stream); JSON frames are
+/// skipped. Returns what ended it.
+async fn closed_by_engine(ws: &mut crate::support::ws::Socket) -> Incoming {
+    loop {
+        match next_within(ws, STEP).await {
+            Some(Incoming::Json(_) | Incoming::Text(_) | Incoming::Binary(_)) => {}
+            Some(end) => return end,
+            None => panic!("connection still open {STEP:?} after the reattach"),
+        }
+    }
+}
+
+fn function_is_registered(frame: &Value) -> bool {
+    frame.get("error").is_none_or(Value::is_null)
+}
+
+#[tokio::test]
+async fn reattach_with_the_right_token_closes_the_previous_connection() {
+    let engine = Engine::start().await;
+    let mut a = RawWorker::connect(&engine).await;
+    let token = a.registered["reattach_token"]
+        .as_str()
+        .filter(|t| is_uuid(t))
+        .unwrap_or_else(|| {
+            panic!(
+                "workerregistered carries a UUID reattach_token: {}",
+                a.registered
+            )
+        })
+        .to_owned();
+    a.register_function("raw::previous").await;
+    a.sync().await;
+    let mut b = RawWorker::connect(&engine).await;
+
+    // A wrong token, or the right token for an unknown id, does nothing.
+    b.send(
+        json!({"type": "reattach", "previous_worker_id": a.worker_id,
+                  "reattach_token": uuid::Uuid::new_v4().to_string()}),
+    )
+    .await;
+    b.send(
+        json!({"type": "reattach", "previous_worker_id": uuid::Uuid::new_v4().to_string(),
+                  "reattach_token": token}),
+    )
+    .await;
+    b.sync().await;
+    a.sync().await;
+    let info = b
+        .call(
+            "engine::functions::info",
+            json!({"function_id": "raw::previous"}),
+        )
+        .await;
+    assert!(function_is_registered(&info), "A kept its function: {info}");
+
+    // The right pair retires A's connection.
+    b.send(
+        json!({"type": "reattach", "previous_worker_id": a.worker_id,
+                  "reattach_token": token}),
+    )
+    .await;
+    let end = closed_by_engine(&mut a.ws).await;
+    assert!(
+        matches!(end, Incoming::Close(_) | Incoming::Gone(_)),
+        "A closed: {end:?}"
+    );
+    let a_id = a.worker_id.clone();
+    // Cleanup runs before the engine sends the Close; poll anyway in case the socket just ended.
+    let engine_ref = &engine;
+    let gone = eventually(
+        STEP,
+        "A's functions removed after the reattach",
+        || async move {
+            let mut asker = RawWorker::connect(engine_ref).await;
+            let info = asker
+                .call(
+                    "engine::functions::info",
+                    json!({"function_id": "raw::previous"}),
+                )
+                .await;
+            (!function_is_registered(&info)).then_some(info)
+        },
+    )
+    .await;
+    assert_eq!(gone["error"]["code"], "NOT_FOUND", "{gone}");
+    let workers = b.call_ok("engine::workers::list", json!({})).await;
+    assert!(
+        !workers["workers"]
+            .as_array()
+            .is_some_and(|rows| rows.iter().any(|r| r["id"] == json!(a_id))),
+        "A is no longer listed: {workers}"
+    );
+    // B itself is unaffected.
+    b.sync().await;
+}
+
+#[tokio::test]
+async fn enqueue_without_a_queue_worker_gets_enqueue_error() {
+    let engine = Engine::start().await;
+    let mut owner = RawWorker::connect(&engine).await;
+    owner.register_function("raw::job").await;
+    owner.sync().await;
+    let mut caller = RawWorker::connect(&engine).await;
+
+    let id = uuid::Uuid::new_v4().to_string();
+    caller
+        .send(
+            json!({"type": "invokefunction", "invocation_id": id, "function_id": "raw::job",
+                     "data": {"n": 1}, "action": {"type": "enqueue", "queue": "jobs"}}),
+        )
+        .await;
+    let result = caller.result_of(&id).await;
+    assert_eq!(result["error"]["code"], "enqueue_error", "{result}");
+    assert!(result["error"]["message"].is_string(), "{result}");
+
+    // The function was not called: the next invoke the owner sees is the next call.
+    let id = caller.invoke("raw::job", json!({"n": 2})).await;
+    let invoke = owner.next_invoke().await;
+    assert_eq!(
+        invoke["data"]["n"], 2,
+        "enqueued call never reached the owner: {invoke}"
+    );
+    owner.answer(&invoke, json!("done")).await;
+    assert_eq!(caller.result_of(&id).await["result"], "done");
+}
+
+#[tokio::test]
+async fn unregisterfunction_removes_only_the_senders_own_function() {
+    let engine = Engine::start().await;
+    let mut a = RawWorker::connect(&engine).await;
+    a.register_function("raw::of_a").await;
+    a.sync().await;
+    let mut b = RawWorker::connect(&engine).await;
+    b.register_function("raw::of_b").await;
+    b.sync().await;
+
+    // B tries to remove A's function, then removes its own.
+    b.send(json!({"type": "unregisterfunction", "id": "raw::of_a"}))
+        .await;
+    b.send(json!({"type": "unregisterfunction", "id": "raw::of_b"}))
+        .await;
+    b.sync().await;
+
+    let theirs = b
+        .call(
+            "engine::functions::info",
+            json!({"function_id": "raw::of_b"}),
+        )
+        .await;
+    assert_eq!(
+        theirs["error"]["code"], "NOT_FOUND",
+        "own function removed: {theirs}"
+    );
+    let again = b.call("raw::of_b", json!({})).await;
+    assert_eq!(again["error"]["code"], "function_not_found", "{again}");
+
+    // A's function is still there and still routed to A.
+    let id = b.invoke("raw::of_a", json!({"still": "here"})).await;
+    let invoke = a.next_invoke().await;
+    assert_eq!(invoke["function_id"], "raw::of_a", "{invoke}");
+    a.answer(&invoke, json!("mine")).await;
+    assert_eq!(b.result_of(&id).await["result"], "mine");
 }
