@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::support::http::{self, Response};
-use crate::support::{Driver, Engine, RawWorker, eventually};
+use crate::support::{Driver, Engine, RawWorker, STEP, eventually, pattern};
 
 /// A Node worker with an `http` function registered under `id` and bound to
 /// `method path`; the handler answers `status` with `headers` and echoes the request.
@@ -306,4 +307,176 @@ async fn preflight(addr: std::net::SocketAddr, origin: &str) -> Response {
         None,
     )
     .await
+}
+
+/// A Node worker whose `gate` handler serves `GET /gate`.
+async fn gate_route(engine: &Engine) -> Driver {
+    let mut node = Driver::node(engine, "node-gate").await;
+    node.register(&[("api::gate", "gate")]).await;
+    node.ok(
+        "register_trigger",
+        json!({"key": "gate", "type": "http", "function_id": "api::gate",
+               "config": {"api_path": "/gate", "http_method": "GET"}}),
+    )
+    .await;
+    node
+}
+
+#[tokio::test]
+async fn requests_over_the_concurrency_limit_wait_for_a_slot_and_all_succeed() {
+    let engine = Engine::start_with_fixture("engine-limit-2.yaml").await;
+    let mut node = gate_route(&engine).await;
+    let addr = engine.http();
+    let requests = join_all((0..3).map(|_| http::get(addr, "/gate")));
+    let control = async {
+        // Two handlers run and hold both slots; the third request waits.
+        node.event_within("invoked", STEP).await;
+        node.event_within("invoked", STEP).await;
+        let stats = node.ok("gate_stats", json!({})).await;
+        assert_eq!(stats["entered"], 2, "limit 2: {stats}");
+
+        // One handler finishes: the waiting request takes its slot.
+        let released = node.ok("release", json!({"count": 1})).await;
+        assert_eq!(released["released"], 1, "{released}");
+        let third = node.event_within("invoked", STEP).await;
+        assert!(third["active"].as_u64() <= Some(2), "{third}");
+        node.ok("release", json!({})).await;
+    };
+    let (responses, ()) = tokio::join!(requests, control);
+    for resp in responses {
+        assert_eq!(resp.status, 200, "body: {}", resp.text());
+        assert_eq!(resp.json(), json!({"released": true}));
+    }
+    let stats = node.ok("gate_stats", json!({})).await;
+    assert_eq!(stats["entered"], 3, "{stats}");
+    assert_eq!(stats["max"], 2, "never more than 2 at once: {stats}");
+}
+
+#[tokio::test]
+async fn request_waiting_for_a_slot_is_answered_at_its_own_deadline() {
+    // default_timeout 1000 ms, limit 2, handlers that never finish.
+    let engine = Engine::start_with_fixture("engine-limit-2-short-timeout.yaml").await;
+    let mut node = gate_route(&engine).await;
+    let addr = engine.http();
+    let holders = join_all((0..2).map(|_| http::get(addr, "/gate")));
+    let extra = async {
+        node.event_within("invoked", STEP).await;
+        node.event_within("invoked", STEP).await;
+        let started = tokio::time::Instant::now();
+        let resp = http::get(addr, "/gate").await;
+        (resp, started.elapsed())
+    };
+    let (holders, (extra, waited)) = tokio::join!(holders, extra);
+    for resp in holders {
+        assert_eq!(resp.status, 504, "body: {}", resp.text());
+    }
+    // The engine waits for a slot within the request's default_timeout, then answers 503
+    // OVERLOADED. Here the holders time out first (they started earlier), so the slot frees
+    // up and the extra request runs out of time in the handler instead: 504. Either way it is
+    // answered at its own deadline, not before and not much after.
+    match extra.status {
+        503 => assert_eq!(
+            extra.json()["error"]["code"],
+            "OVERLOADED",
+            "{}",
+            extra.text()
+        ),
+        // The slot a holder freed went to the extra request, whose handler then ran.
+        504 => {
+            let third = node.event_within("invoked", STEP).await;
+            assert_eq!(third["function_id"], "api::gate", "{third}");
+        }
+        other => panic!("extra request answered {other}: {}", extra.text()),
+    }
+    assert!(
+        waited >= Duration::from_millis(900),
+        "answered after {waited:?}, before its 1 s deadline (status {})",
+        extra.status
+    );
+    assert!(
+        waited < Duration::from_secs(5),
+        "answered after {waited:?}, long past its 1 s deadline"
+    );
+}
+
+/// A Node worker whose `http_body` handler serves `POST /upload`.
+async fn upload_route(engine: &Engine) -> Driver {
+    let mut node = Driver::node(engine, "node-upload").await;
+    node.register(&[("api::upload", "http_body")]).await;
+    node.ok(
+        "register_trigger",
+        json!({"key": "upload", "type": "http", "function_id": "api::upload",
+               "config": {"api_path": "/upload", "http_method": "POST"}}),
+    )
+    .await;
+    node
+}
+
+async fn upload(engine: &Engine, content_type: &str, body: &str) -> Value {
+    let resp = http::request(
+        engine.http(),
+        "POST",
+        "/upload",
+        &[("content-type", content_type)],
+        Some(body.as_bytes()),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "body: {}", resp.text());
+    resp.json()
+}
+
+#[tokio::test]
+async fn non_json_body_reaches_the_handler_through_request_body_intact() {
+    let engine = Engine::start().await;
+    let _node = upload_route(&engine).await;
+
+    let small = pattern(100);
+    let seen = upload(&engine, "text/plain", &small).await;
+    assert_eq!(
+        seen["body"],
+        Value::Null,
+        "no JSON content-type: body null: {seen}"
+    );
+    assert_eq!(seen["len"], 100, "{seen}");
+    assert_eq!(seen["intact"], true, "{seen}");
+
+    // 1 MiB: sixteen 64 KiB frames on the request_body channel.
+    let big = pattern(1 << 20);
+    let seen = upload(&engine, "application/octet-stream", &big).await;
+    assert_eq!(seen["body"], Value::Null, "{seen}");
+    assert_eq!(seen["len"], 1 << 20, "{seen}");
+    assert_eq!(seen["intact"], true, "content and order kept: {seen}");
+    assert_eq!(seen["head"], "00000000|00000001|", "{seen}");
+    assert_eq!(seen["tail"], json!(big.get(big.len() - 18..)), "{seen}");
+}
+
+#[tokio::test]
+async fn handler_failure_answers_500_with_message_and_a_32_hex_error_id() {
+    let engine = Engine::start().await;
+    let mut node = Driver::node(&engine, "node-http").await;
+    node.register(&[("api::boom", "boom")]).await;
+    node.ok(
+        "register_trigger",
+        json!({"key": "b", "type": "http", "function_id": "api::boom",
+               "config": {"api_path": "/boom", "http_method": "POST"}}),
+    )
+    .await;
+    let resp = http::post_json(engine.http(), "/boom", &json!({"x": 1})).await;
+    assert_eq!(resp.status, 500, "body: {}", resp.text());
+    let error = &resp.json()["error"];
+    assert_eq!(error["code"], "invocation_failed", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("kaboom")),
+        "{error}"
+    );
+    let error_id = error["error_id"].as_str().unwrap_or_default();
+    assert!(
+        error_id.len() == 32
+            && error_id
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+        "error_id is 32 lowercase hex digits: {error}"
+    );
 }

@@ -10,6 +10,7 @@ mod builtins;
 mod channels;
 mod config_boot;
 mod http_api;
+mod large_messages;
 mod protocol;
 mod sdk_node;
 mod sdk_python;

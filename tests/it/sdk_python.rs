@@ -145,3 +145,29 @@ async fn python_http_trigger_serves_and_unregisters() {
     py.ok("unregister_trigger", json!({"key": "h"})).await;
     assert_eq!(http::get(engine.http(), "/py/ada").await.status, 404);
 }
+
+#[tokio::test]
+async fn python_void_call_runs_the_node_handler_and_returns_nothing() {
+    let engine = Engine::start().await;
+    let mut node = Driver::node(&engine, "node-owner").await;
+    node.register(&[("void::record", "record")]).await;
+    let mut py = Driver::python(&engine, "py-caller").await;
+    let reply = py
+        .request(
+            "trigger",
+            json!({"function_id": "void::record", "payload": {"n": 9}, "void": true}),
+        )
+        .await;
+    assert_eq!(
+        assert_ok(&reply),
+        &Value::Null,
+        "TriggerAction.Void() returns None"
+    );
+    let invoked = node.event_within("invoked", Duration::from_secs(10)).await;
+    assert_eq!(invoked["input"]["n"], 9, "{invoked}");
+    assert_eq!(
+        invoked["input"]["_caller_worker_id"],
+        json!(py.worker_id),
+        "void calls are decorated with the caller id: {invoked}"
+    );
+}

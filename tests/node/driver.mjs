@@ -40,6 +40,28 @@ function errorBody(err) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
+// A position-dependent test text of `n` characters: "00000000|00000001|…" cut to length.
+// tests/python/driver.py and the Rust tests build the same text.
+function pattern(n) {
+  const parts = []
+  for (let i = 0; i * 9 < n; i++) parts.push(`${String(i).padStart(8, '0')}|`)
+  return parts.join('').slice(0, n)
+}
+
+// What the tests check of a big text instead of echoing it back.
+function summary(text) {
+  if (typeof text !== 'string') return { not_a_string: typeof text }
+  return {
+    len: text.length,
+    intact: text === pattern(text.length),
+    head: text.slice(0, 18),
+    tail: text.slice(-18),
+  }
+}
+
+// `gate` handlers: they wait until the `release` command lets them go.
+const gate = { active: 0, max: 0, entered: 0, waiting: [] }
+
 const worker = registerWorker(url, { workerName, invocationTimeoutMs: 30000 })
 const triggers = new Map()
 const bindings = new Map()
@@ -75,6 +97,31 @@ const kinds = {
       body: req.body ?? null,
     },
   }),
+  // Counts concurrent entries (see `gate_stats`), then waits for `release`.
+  gate: (spec) => async () => {
+    gate.active++
+    gate.entered++
+    gate.max = Math.max(gate.max, gate.active)
+    emit({ event: 'invoked', function_id: spec.id, active: gate.active })
+    try {
+      await new Promise((resolve) => gate.waiting.push(resolve))
+    } finally {
+      gate.active--
+    }
+    return { status_code: 200, body: { released: true } }
+  },
+  // Answers with the pattern text of `input.bytes` characters.
+  big: () => async (input) => pattern(input.bytes),
+  // Answers with the summary of `input.blob`: big inputs, small answers.
+  size: () => async (input) => summary(input.blob),
+  // http trigger handler reading the raw body from `request_body`.
+  http_body: () => async (req) => {
+    const data = await req.request_body.readAll()
+    return {
+      status_code: 200,
+      body: { body: req.body === undefined ? 'absent' : req.body, ...summary(data.toString('utf8')) },
+    }
+  },
   // http trigger handler streaming its response through the helper of @iii-dev/helpers.
   http_stream: (spec) =>
     http(async (_req, res) => {
@@ -185,7 +232,18 @@ const commands = {
     if (msg.timeoutMs) request.timeoutMs = msg.timeoutMs
     if (msg.metadata) request.metadata = msg.metadata
     if (msg.void) request.action = { type: 'void' }
-    return (await worker.trigger(request)) ?? null
+    const answer = (await worker.trigger(request)) ?? null
+    return msg.summarize ? summary(answer) : answer
+  },
+  // Lets `count` waiting `gate` handlers go (all when absent), oldest first.
+  async release(msg) {
+    const n = msg.count ?? gate.waiting.length
+    const go = gate.waiting.splice(0, n)
+    for (const resolve of go) resolve()
+    return { released: go.length }
+  },
+  async gate_stats() {
+    return { active: gate.active, max: gate.max, entered: gate.entered, waiting: gate.waiting.length }
   },
   async bulk(msg) {
     return runBulk(worker, msg)

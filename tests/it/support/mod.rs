@@ -63,3 +63,16 @@ where
 pub(crate) fn is_uuid(s: &str) -> bool {
     s.len() == 36 && uuid::Uuid::parse_str(s).is_ok() && s == s.to_ascii_lowercase()
 }
+
+/// The position-dependent test text of `n` characters the drivers build and check:
+/// `"00000000|00000001|…"` cut to length.
+pub(crate) fn pattern(n: usize) -> String {
+    let mut out = String::with_capacity(n + 9);
+    let mut i = 0_u64;
+    while out.len() < n {
+        out.push_str(&format!("{i:08}|"));
+        i += 1;
+    }
+    out.truncate(n);
+    out
+}
