@@ -71,10 +71,7 @@ impl fmt::Display for ConfigError {
 pub(crate) fn from_yaml<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
     let deserializer = yaml_serde::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        let path = match error.path().to_string() {
-            root if root == "." => String::new(),
-            path => path,
-        };
+        let path = key_path(error.path());
         let inner = error.into_inner();
         let location = inner.location().map(|at| (at.line(), at.column()));
         let mut problem = inner.to_string();
@@ -96,13 +93,16 @@ pub(crate) fn from_yaml<T: DeserializeOwned>(text: &str) -> Result<T, ConfigErro
 /// Deserializes an already parsed JSON value (for example a listener block inlined in a
 /// policy test), reporting the key path of the first problem.
 pub(crate) fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = match error.path().to_string() {
-            root if root == "." => String::new(),
-            path => path,
-        };
-        ConfigError::new(path, error.into_inner().to_string())
-    })
+    serde_path_to_error::deserialize(value)
+        .map_err(|error| ConfigError::new(key_path(error.path()), error.into_inner().to_string()))
+}
+
+/// The dotted key path, empty for the document root (which serde_path_to_error prints `.`).
+fn key_path(path: &serde_path_to_error::Path) -> String {
+    match path.to_string() {
+        root if root == "." => String::new(),
+        path => path,
+    }
 }
 
 #[cfg(test)]

@@ -217,31 +217,45 @@ impl View<'_> {
             .or_else(|| self.catalog.metadata(id_of(entry)))
     }
 
+    /// Strips the session's prefix from an entry's id fields, or from a bare id.
     fn strip(&self, entry: &mut Value) {
-        let Value::Object(object) = entry else {
-            return;
-        };
-        for field in PREFIXED_FIELDS {
-            if let Some(Value::String(id)) = object.get_mut(field) {
-                let stripped = self.session.strip_prefix(id);
-                if stripped.len() != id.len() {
-                    *id = stripped.to_owned();
+        match entry {
+            Value::String(id) => self.strip_id(id),
+            Value::Object(object) => {
+                for field in PREFIXED_FIELDS {
+                    if let Some(Value::String(id)) = object.get_mut(field) {
+                        self.strip_id(id);
+                    }
                 }
             }
+            _ => {}
         }
     }
 
+    fn strip_id(&self, id: &mut String) {
+        let stripped = self.session.strip_prefix(id);
+        if stripped.len() != id.len() {
+            *id = stripped.to_owned();
+        }
+    }
+
+    /// Keeps the function entries (details or bare ids) the session may see, stripped.
+    /// An entry's own metadata is used when it carries some, else the catalog's.
     fn filter_function_entries(&mut self, entries: Option<&mut Vec<Value>>) -> usize {
         let Some(entries) = entries else {
             return 0;
         };
-        entries.retain(|entry| {
-            let metadata = entry.get("metadata").filter(|m| !m.is_null());
-            self.keep(id_of(entry), metadata)
-        });
-        for entry in entries.iter_mut() {
+        let mut kept = Vec::with_capacity(entries.len());
+        for entry in entries.drain(..) {
+            let metadata = self.metadata_of(&entry).cloned();
+            if self.keep(id_of(&entry), metadata.as_ref()) {
+                kept.push(entry);
+            }
+        }
+        for entry in &mut kept {
             self.strip(entry);
         }
+        *entries = kept;
         entries.len()
     }
 
@@ -319,7 +333,7 @@ impl View<'_> {
     }
 
     fn workers_info(&mut self, result: &mut Value) -> Result<(), Denial<'static>> {
-        let visible = self.filter_function_entries_with_catalog(array_at(result, "functions"));
+        let visible = self.filter_function_entries(array_at(result, "functions"));
         self.filter_bindings(array_at(result, "registered_triggers"));
         if let Some(worker) = result.get_mut("worker") {
             remove_fields(worker, &WORKER_INFO_INTERNALS);
@@ -339,33 +353,6 @@ impl View<'_> {
             worker.insert("function_count".into(), Value::from(visible));
         }
         Ok(())
-    }
-
-    /// Like `filter_function_entries`, for entries that may be bare ids (metadata then comes
-    /// from the catalog).
-    fn filter_function_entries_with_catalog(&mut self, entries: Option<&mut Vec<Value>>) -> usize {
-        let Some(entries) = entries else {
-            return 0;
-        };
-        let mut kept = Vec::with_capacity(entries.len());
-        for entry in entries.drain(..) {
-            let metadata = self.metadata_of(&entry).cloned();
-            if self.keep(id_of(&entry), metadata.as_ref()) {
-                kept.push(entry);
-            }
-        }
-        for entry in &mut kept {
-            if let Value::String(id) = entry {
-                let stripped = self.session.strip_prefix(id);
-                if stripped.len() != id.len() {
-                    *id = stripped.to_owned();
-                }
-            } else {
-                self.strip(entry);
-            }
-        }
-        *entries = kept;
-        entries.len()
     }
 
     fn triggers_info(&mut self, result: &mut Value) {
