@@ -40,7 +40,7 @@ struct HttpState {
     engine: Arc<Engine>,
     routes: Arc<RouteTable>,
     timeout: Duration,
-    limit: Semaphore,
+    limit: Arc<Semaphore>,
 }
 
 /// Serves the REST API on `listener` until the task is dropped.
@@ -54,7 +54,7 @@ pub(crate) async fn serve(
         engine,
         routes,
         timeout: config.default_timeout,
-        limit: Semaphore::new(config.concurrency_request_limit),
+        limit: Arc::new(Semaphore::new(config.concurrency_request_limit)),
     });
     let app = Router::new()
         .fallback(handle)
@@ -110,17 +110,19 @@ impl Drop for RequestChannels {
 
 async fn handle(State(state): State<Arc<HttpState>>, req: Request) -> Response {
     let deadline = Instant::now() + state.timeout;
-    let Ok(Ok(_permit)) = timeout_at(deadline, state.limit.acquire()).await else {
+    let (parts, body) = req.into_parts();
+    let Some((route, path_params)) = state.routes.find(parts.method.as_str(), parts.uri.path())
+    else {
+        return response::not_found();
+    };
+    // A request waits for a slot within its own deadline; the slot is held until the response
+    // (streamed ones included) is complete.
+    let Ok(Ok(permit)) = timeout_at(deadline, state.limit.clone().acquire_owned()).await else {
         return response::error(
             StatusCode::SERVICE_UNAVAILABLE,
             "OVERLOADED",
             "concurrency_request_limit reached",
         );
-    };
-    let (parts, body) = req.into_parts();
-    let Some((route, path_params)) = state.routes.find(parts.method.as_str(), parts.uri.path())
-    else {
-        return response::not_found();
     };
     let body = match timeout_at(deadline, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
         Ok(Ok(b)) => b,
@@ -193,7 +195,7 @@ async fn handle(State(state): State<Arc<HttpState>>, req: Request) -> Response {
             item = resp_rx.recv() => match item {
                 Some(Message::Text(text)) => apply_control(&text, &mut status, &mut headers),
                 Some(Message::Binary(first)) => {
-                    return streamed(status, headers, first, resp_rx, (guard, feeder));
+                    return streamed(status, headers, first, resp_rx, (guard, feeder, permit));
                 }
                 Some(_) => {}
                 None => return streamed_empty(status, headers),
@@ -247,7 +249,7 @@ fn streamed_empty(status: StatusCode, headers: Vec<(HeaderName, HeaderValue)>) -
 }
 
 /// A streamed body: the first binary frame, then every later one until the writer closes.
-/// `keep` holds the request's channels and body feeder alive while the stream runs.
+/// `keep` holds the request's channels, body feeder and concurrency slot while the stream runs.
 fn streamed<K: Send + 'static>(
     status: StatusCode,
     headers: Vec<(HeaderName, HeaderValue)>,
