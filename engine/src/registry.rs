@@ -117,6 +117,11 @@ pub(crate) struct TriggerEntry {
 }
 
 impl TriggerEntry {
+    /// Whether the connection `worker` made this binding.
+    pub(crate) fn owned_by(&self, worker: Uuid) -> bool {
+        self.owner.as_ref().is_some_and(|o| o.id == worker)
+    }
+
     pub(crate) fn worker_name(&self) -> String {
         self.owner
             .as_ref()

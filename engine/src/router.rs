@@ -234,6 +234,24 @@ pub(crate) async fn fail_inflight(engine: &Engine, owner: &WorkerHandle) {
     }
 }
 
+/// Forgets the calls a departed worker was waiting on: their results have nowhere to go, and
+/// their owners stop counting them as active.
+pub(crate) fn forget_caller(engine: &Engine, caller: &WorkerHandle) {
+    let mut gone = Vec::new();
+    engine.pending.retain(|id, p| {
+        let mine = matches!(&p.reply, Reply::Worker(w) if w.id == caller.id);
+        if mine {
+            gone.push((*id, p.owner));
+        }
+        !mine
+    });
+    for (id, owner) in gone {
+        if let Some(owner) = engine.workers.get(&owner) {
+            owner.untrack(&id);
+        }
+    }
+}
+
 /// Removes a pending internal invocation if its waiter gives up (timeout, dropped request).
 struct PendingGuard<'a> {
     engine: &'a Engine,

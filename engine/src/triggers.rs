@@ -43,15 +43,19 @@ pub(crate) async fn register_type_from_worker(
         .map(|t| t.value().clone())
         .collect();
     for binding in parked {
-        let text = protocol::register_trigger_frame(
-            &binding.id,
-            &binding.trigger_type,
-            &binding.function_id,
-            binding.config.get(),
-            binding.metadata.as_deref().map(RawValue::get),
-        );
-        let _ = worker.send_text(text).await;
+        let _ = worker.send_text(binding_frame(&binding)).await;
     }
+}
+
+/// The `registertrigger` frame that hands `binding` to a worker provider.
+fn binding_frame(binding: &TriggerEntry) -> String {
+    protocol::register_trigger_frame(
+        &binding.id,
+        &binding.trigger_type,
+        &binding.function_id,
+        binding.config.get(),
+        binding.metadata.as_deref().map(RawValue::get),
+    )
 }
 
 /// `registertrigger` from a worker; failures go back as `triggerregistrationresult`.
@@ -92,7 +96,7 @@ pub(crate) async fn register_from_worker(
 pub(crate) async fn register(engine: &Engine, binding: TriggerEntry) -> Result<(), ErrorBody> {
     // A new binding under an existing id replaces it.
     if engine.triggers.contains_key(&binding.id) {
-        unregister(engine, &binding.id).await;
+        unregister_if(engine, &binding.id, |_| true).await;
     }
     let provider = engine
         .trigger_types
@@ -108,14 +112,7 @@ pub(crate) async fn register(engine: &Engine, binding: TriggerEntry) -> Result<(
                 .map_err(|msg| WireError::TriggerRegistrationFailed(msg).body())?;
         }
         Some(Provider::Worker(p)) => {
-            let text = protocol::register_trigger_frame(
-                &binding.id,
-                &binding.trigger_type,
-                &binding.function_id,
-                binding.config.get(),
-                binding.metadata.as_deref().map(RawValue::get),
-            );
-            let _ = p.send_text(text).await;
+            let _ = p.send_text(binding_frame(&binding)).await;
         }
         Some(Provider::Builtin(_)) | None => {}
     }
@@ -135,20 +132,20 @@ pub(crate) async fn unregister_from_worker(
     let Some(id) = frame.id.as_deref() else {
         return;
     };
-    let owned = engine
-        .triggers
-        .get(id)
-        .is_some_and(|t| t.owner.as_ref().is_some_and(|o| o.id == worker.id));
-    if owned {
-        unregister(engine, id).await;
-    } else {
+    if !unregister_if(engine, id, |t| t.owned_by(worker.id)).await {
         tracing::debug!(worker.id = %worker.id, trigger.id = id, "unregistertrigger for a binding this worker does not own ignored");
     }
 }
 
-/// Removes a binding and tells its provider; `false` when there was none.
-pub(crate) async fn unregister(engine: &Engine, id: &str) -> bool {
-    let Some((_, binding)) = engine.triggers.remove(id) else {
+/// Removes a binding when `keep_out` holds for it (checked and removed atomically, so a
+/// binding replaced meanwhile under the same id survives), and tells its provider; `false`
+/// when nothing was removed.
+pub(crate) async fn unregister_if(
+    engine: &Engine,
+    id: &str,
+    keep_out: impl Fn(&TriggerEntry) -> bool,
+) -> bool {
+    let Some((_, binding)) = engine.triggers.remove_if(id, |_, t| keep_out(t)) else {
         return false;
     };
     if let Some(owner) = &binding.owner {
@@ -178,13 +175,29 @@ pub(crate) async fn unregister(engine: &Engine, id: &str) -> bool {
 }
 
 /// `triggerregistrationresult` from a provider: a failure is passed on to the binding's owner.
-pub(crate) async fn on_registration_result(engine: &Engine, frame: &Frame<'_>) {
+/// Only the type's provider may answer for a binding.
+pub(crate) async fn on_registration_result(
+    engine: &Engine,
+    from: &WorkerHandle,
+    frame: &Frame<'_>,
+) {
     let (Some(id), Some(error)) = (frame.id.as_deref(), frame.error) else {
         return;
     };
     let Some(binding) = engine.triggers.get(id).map(|t| t.value().clone()) else {
         return;
     };
+    let from_provider = engine
+        .trigger_types
+        .get(&binding.trigger_type)
+        .is_some_and(|t| matches!(&t.provider, Provider::Worker(p) if p.id == from.id));
+    if !from_provider {
+        tracing::debug!(
+            trigger.id = id,
+            "triggerregistrationresult from a worker that is not the provider ignored"
+        );
+        return;
+    }
     let error = serde_json::from_str::<ErrorBody>(error.get())
         .unwrap_or_else(|_| WireError::TriggerRegistrationFailed(error.get().to_owned()).body());
     tracing::debug!(trigger.id = id, error = %error.message, "trigger provider refused a binding");
@@ -212,12 +225,6 @@ pub(crate) async fn remove_worker(engine: &Engine, worker: &WorkerHandle) {
         );
     }
     for id in triggers {
-        let still_ours = engine
-            .triggers
-            .get(&id)
-            .is_some_and(|t| t.owner.as_ref().is_some_and(|o| o.id == worker.id));
-        if still_ours {
-            unregister(engine, &id).await;
-        }
+        unregister_if(engine, &id, |t| t.owned_by(worker.id)).await;
     }
 }

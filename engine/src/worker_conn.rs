@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -19,11 +20,21 @@ use tracing::Instrument;
 
 use crate::engine::{Engine, now_ms};
 use crate::events::{self, WorkerEvent};
+use crate::fragment;
 use crate::protocol::{self, FrameType};
 use crate::registry::{FunctionEntry, Owner};
+use crate::task::{self, AbortOnDrop};
 use crate::worker_handle::{OUTBOUND_QUEUE, WorkerHandle, lock};
-use crate::{fragment, task};
 use crate::{router, triggers};
+
+/// How long the writer may take to flush and close after the session ends.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// Liveness check period: a worker silent for one period is pinged (the SDKs ping every 20 s
+/// themselves, so they are never silent that long).
+const IDLE_CHECK: Duration = Duration::from_secs(30);
+/// Silent periods after which the worker is closed: a half-open connection must not keep its
+/// functions registered and calls routed to it.
+const IDLE_CLOSE_PERIODS: u32 = 3;
 
 /// Binary frames with these 4-byte prefixes are telemetry, even on `/` (spec §1.3).
 const TELEMETRY_PREFIXES: [&[u8; 4]; 3] = [b"OTLP", b"MTRC", b"LOGS"];
@@ -47,15 +58,24 @@ where
             ))
             .await;
         let (stop_tx, stop_rx) = oneshot::channel();
-        let writer = task::spawn(write_loop(sink, rx, stop_rx).in_current_span());
+        // Owned here: aborted if this connection's task is (listener shutdown).
+        let mut writer = AbortOnDrop(task::spawn(write_loop(sink, rx, stop_rx).in_current_span()));
         engine.workers.insert(worker.id, worker.clone());
         tracing::debug!("worker connected");
         events::worker_event(&engine, WorkerEvent::Connected, worker.id);
 
         let close = read_loop(&engine, &worker, stream).await;
+        worker.mark_closed();
         cleanup(&engine, &worker).await;
         let _ = stop_tx.send(close);
-        let _ = writer.await;
+        // A peer that does not read may leave the writer blocked on a full socket: give it a
+        // moment to flush what is queued, then drop it (and the queue) regardless.
+        if tokio::time::timeout(CLOSE_GRACE, &mut writer.0)
+            .await
+            .is_err()
+        {
+            tracing::debug!("writer did not finish within the close grace; aborted");
+        }
         tracing::debug!("worker disconnected");
     }
     .instrument(span)
@@ -70,13 +90,32 @@ async fn read_loop<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut idle_check =
+        tokio::time::interval_at(tokio::time::Instant::now() + IDLE_CHECK, IDLE_CHECK);
+    idle_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen = false;
+    let mut silent_periods = 0u32;
     loop {
         let msg = tokio::select! {
             () = worker.kick.notified() => {
                 return Some(CloseFrame { code: CloseCode::Policy, reason: "connection replaced or not reading".into() });
             }
+            _ = idle_check.tick() => {
+                if std::mem::take(&mut seen) {
+                    silent_periods = 0;
+                    continue;
+                }
+                silent_periods += 1;
+                if silent_periods >= IDLE_CLOSE_PERIODS {
+                    tracing::debug!("worker silent for too long; closing");
+                    return Some(CloseFrame { code: CloseCode::Away, reason: "idle".into() });
+                }
+                let _ = worker.send(Message::Ping(bytes::Bytes::new())).await;
+                continue;
+            }
             msg = stream.next() => msg,
         };
+        seen = true;
         match msg {
             Some(Ok(Message::Text(text))) => dispatch(engine, worker, &text).await,
             Some(Ok(Message::Binary(bytes))) => {
@@ -190,7 +229,7 @@ async fn dispatch(engine: &Arc<Engine>, worker: &Arc<WorkerHandle>, text: &Utf8B
             triggers::unregister_from_worker(engine, worker, &frame).await
         }
         FrameType::TriggerRegistrationResult => {
-            triggers::on_registration_result(engine, &frame).await
+            triggers::on_registration_result(engine, worker, &frame).await
         }
         FrameType::Reattach => reattach(engine, worker, &frame),
         FrameType::Ping => {
@@ -264,6 +303,7 @@ async fn cleanup(engine: &Arc<Engine>, worker: &Arc<WorkerHandle>) {
         engine.functions_changed.notify_one();
     }
     router::fail_inflight(engine, worker).await;
+    router::forget_caller(engine, worker);
     triggers::remove_worker(engine, worker).await;
     events::worker_event(engine, WorkerEvent::Disconnected, worker.id);
 }

@@ -5,9 +5,9 @@
 
 use std::collections::HashSet;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
@@ -15,8 +15,9 @@ use uuid::Uuid;
 /// Messages a worker's queue holds before senders wait (backpressure).
 pub(crate) const OUTBOUND_QUEUE: usize = 1024;
 /// How long a sender waits on a full queue before the worker is deemed stuck and closed, so a
-/// slow worker never stalls the others.
-const SEND_DEADLINE: Duration = Duration::from_secs(30);
+/// slow worker never stalls the others for longer than this (once: a closed worker refuses
+/// every later frame at once).
+const SEND_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Why a frame could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -39,7 +40,6 @@ pub(crate) struct WorkerMeta {
     pub(crate) os: Option<String>,
     pub(crate) pid: Option<u64>,
     pub(crate) isolation: Option<String>,
-    pub(crate) telemetry: Option<Value>,
 }
 
 /// Ids owned by a worker, removed with it.
@@ -64,6 +64,8 @@ pub(crate) struct WorkerHandle {
     inflight: Mutex<Option<HashSet<Uuid>>>,
     /// Wakes the connection loop to close it (stalled queue, reattach from a new connection).
     pub(crate) kick: Notify,
+    /// Set once the worker is stalled or leaving: frames for it are refused at once.
+    closed: AtomicBool,
 }
 
 impl WorkerHandle {
@@ -78,6 +80,7 @@ impl WorkerHandle {
             owned: Mutex::default(),
             inflight: Mutex::new(Some(HashSet::new())),
             kick: Notify::new(),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -95,6 +98,9 @@ impl WorkerHandle {
     /// # Cancel safety
     /// Not cancel-safe: a cancelled call may or may not have queued the frame.
     pub(crate) async fn send(&self, msg: Message) -> Result<(), SendError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
         match self.tx.try_send(msg) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
@@ -104,12 +110,18 @@ impl WorkerHandle {
                     Ok(Err(_)) => Err(SendError::Closed),
                     Err(_) => {
                         tracing::warn!(worker.id = %self.id, "worker is not reading its frames; closing it");
+                        self.mark_closed();
                         self.kick.notify_one();
                         Err(SendError::Stalled)
                     }
                 }
             }
         }
+    }
+
+    /// Refuses every later frame (the worker is stalled or leaving).
+    pub(crate) fn mark_closed(&self) {
+        self.closed.store(true, Ordering::Release);
     }
 
     /// Queues a text frame.

@@ -45,7 +45,6 @@ pub(crate) fn workers_register(
         meta.os = text("os");
         meta.pid = input.get("pid").and_then(Value::as_u64);
         meta.isolation = text("isolation");
-        meta.telemetry = input.get("telemetry").cloned();
     }
     events::worker_event(engine, WorkerEvent::MetadataUpdated, worker.id);
     Ok(json!({ "success": true }))
@@ -80,7 +79,7 @@ pub(crate) async fn register_trigger(engine: &Engine, input: Value) -> Result<Va
 /// `engine::unregister_trigger`.
 pub(crate) async fn unregister_trigger(engine: &Engine, input: &Value) -> Result<Value, ErrorBody> {
     let id = req_str(input, "id")?;
-    let removed = triggers::unregister(engine, id).await;
+    let removed = triggers::unregister_if(engine, id, |_| true).await;
     Ok(json!({ "removed": removed }))
 }
 

@@ -238,7 +238,7 @@ pub(crate) fn workers_info(engine: &Engine, input: &Value) -> Result<Value, Erro
     let registered_triggers: Vec<Value> = engine
         .triggers
         .iter()
-        .filter(|t| t.owner.as_ref().is_some_and(|o| o.id == worker.id))
+        .filter(|t| t.owned_by(worker.id))
         .map(|t| binding_summary(t.value()))
         .collect();
     Ok(json!({

@@ -465,6 +465,22 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_and_limits_out_of_range_are_errors() {
+        let err = load("workers:\n  - name: iii-worker-manager\n    config: { handshake_timeout_ms: 0 }\n  - name: iii-http\n    config: { default_timeout: 18446744073709551615, concurrency_request_limit: 18446744073709551615 }\n").unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+        assert!(
+            err.to_string()
+                .contains("workers[0].config.handshake_timeout_ms: must be greater than 0"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("workers[1].config.default_timeout: must be at most"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn config_before_name_is_still_typed() {
         let err = load("workers:\n  - config: { bogus: 1 }\n    name: iii-http\n").unwrap_err();
         assert!(err.to_string().contains("unknown field `bogus`"), "{err}");

@@ -17,6 +17,22 @@ const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 const DEFAULT_HTTP_TIMEOUT_MS: u64 = 30_000;
 /// iii-http `concurrency_request_limit`.
 const DEFAULT_CONCURRENCY_LIMIT: usize = 1024;
+/// Largest accepted timeout (ms): one day. Larger values are mistakes, and would overflow
+/// deadline arithmetic.
+const MAX_TIMEOUT_MS: u64 = 86_400_000;
+/// Largest `concurrency_request_limit` (tokio's semaphore bound).
+const MAX_CONCURRENCY_LIMIT: usize = tokio::sync::Semaphore::MAX_PERMITS;
+
+/// Checks a millisecond timeout: `Some(problem)` when it is 0 or over a day.
+fn timeout_problem(ms: Option<u64>) -> Option<String> {
+    match ms {
+        Some(0) => Some("must be greater than 0 (milliseconds)".to_owned()),
+        Some(ms) if ms > MAX_TIMEOUT_MS => Some(format!(
+            "must be at most {MAX_TIMEOUT_MS} (one day, in milliseconds)"
+        )),
+        _ => None,
+    }
+}
 
 /// `iii-worker-manager` `config` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +88,9 @@ impl RawWorkerManager {
         let host = self.host.unwrap_or_else(|| DEFAULT_HOST.to_owned());
         if host.trim().is_empty() {
             problems.push(("host", "must not be empty".to_owned()));
+        }
+        if let Some(p) = timeout_problem(self.handshake_timeout_ms) {
+            problems.push(("handshake_timeout_ms", p));
         }
         if !problems.is_empty() {
             return Err(problems);
@@ -141,11 +160,8 @@ impl RawHttp {
         if host.trim().is_empty() {
             problems.push(("host", "must not be empty".to_owned()));
         }
-        if self.default_timeout == Some(0) {
-            problems.push((
-                "default_timeout",
-                "must be greater than 0 (milliseconds)".to_owned(),
-            ));
+        if let Some(p) = timeout_problem(self.default_timeout) {
+            problems.push(("default_timeout", p));
         }
         if let Some(cors) = &self.cors {
             for origin in cors.allowed_origins.iter().filter(|o| o.as_str() != "*") {
@@ -166,10 +182,12 @@ impl RawHttp {
                 }
             }
         }
-        if self.concurrency_request_limit == Some(0) {
+        if let Some(n) = self.concurrency_request_limit
+            && !(1..=MAX_CONCURRENCY_LIMIT).contains(&n)
+        {
             problems.push((
                 "concurrency_request_limit",
-                "must be greater than 0".to_owned(),
+                format!("must be between 1 and {MAX_CONCURRENCY_LIMIT}"),
             ));
         }
         if !problems.is_empty() {

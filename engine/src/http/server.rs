@@ -174,6 +174,9 @@ async fn handle(State(state): State<Arc<HttpState>>, req: Request) -> Response {
     let invocation = router::invoke(engine, &route.function_id, &data, metadata, state.timeout);
     tokio::pin!(invocation);
     let mut invocation_done = false;
+    // The response channel's writer closed with no body: the answer is the status and headers
+    // it set, once the handler has returned (a channel swept for age is not an answer).
+    let mut channel_closed = false;
     let mut resp_rx = resp_rx;
     let mut status = StatusCode::OK;
     let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
@@ -187,18 +190,22 @@ async fn handle(State(state): State<Arc<HttpState>>, req: Request) -> Response {
                         if !value.is_null() {
                             return response::from_result(value);
                         }
+                        if channel_closed {
+                            return streamed_empty(status, headers);
+                        }
                         // No return value: the handler answers through its response channel.
                     }
                     Err(e) => return response::from_error(&e),
                 }
             }
-            item = resp_rx.recv() => match item {
+            item = resp_rx.recv(), if !channel_closed => match item {
                 Some(Message::Text(text)) => apply_control(&text, &mut status, &mut headers),
                 Some(Message::Binary(first)) => {
                     return streamed(status, headers, first, resp_rx, (guard, feeder, permit));
                 }
                 Some(_) => {}
-                None => return streamed_empty(status, headers),
+                None if invocation_done => return streamed_empty(status, headers),
+                None => channel_closed = true,
             },
             () = tokio::time::sleep_until(deadline) => return response::timeout(),
         }
