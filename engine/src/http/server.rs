@@ -13,9 +13,13 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use futures_util::stream;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout_at};
 use tokio_tungstenite::tungstenite::Message;
 use tower_http::cors::{AllowMethods, AllowOrigin, Any, CorsLayer};
@@ -30,6 +34,12 @@ use crate::engine::Engine;
 use crate::router;
 use crate::task::{self, AbortOnDrop};
 
+/// REST API connections open at once; more are refused (closed) until one ends.
+const MAX_CONNECTIONS: usize = 10_000;
+/// A connection must send complete request headers within this time (slowloris).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Accept errors (fd exhaustion) back off this long so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// Largest request body read (larger gets 413).
 const MAX_BODY_BYTES: usize = 16 << 20;
 /// Request bodies reach the handler in frames of this size (as the SDK writers do).
@@ -60,8 +70,36 @@ pub(crate) async fn serve(
         .fallback(handle)
         .with_state(state)
         .layer(cors(config.cors.as_ref()));
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::error!(error = %e, "REST API server stopped");
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        tracing::warn!(client.addr = %peer, "REST API connection refused: {MAX_CONNECTIONS} connections open");
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let service = TowerToHyperService::new(app.clone());
+                    conns.spawn(async move {
+                        let conn = http1::Builder::new()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(HEADER_READ_TIMEOUT)
+                            .serve_connection(TokioIo::new(stream), service);
+                        if let Err(e) = conn.await {
+                            tracing::debug!(client.addr = %peer, error = %e, "REST API connection ended with an error");
+                        }
+                        drop(slot);
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "REST API accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
     }
 }
 
