@@ -17,8 +17,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use uuid::Uuid;
 
+use crate::lock::lock;
 use crate::task::{self, AbortOnDrop};
-use crate::worker_handle::lock;
 
 /// Messages a channel buffers when `buffer_size` is not given.
 pub(crate) const DEFAULT_BUFFER: usize = 64;

@@ -13,6 +13,7 @@ mod events;
 mod fragment;
 mod http;
 mod listener;
+mod lock;
 mod protocol;
 mod ready;
 mod registry;

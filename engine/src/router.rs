@@ -214,7 +214,7 @@ pub(crate) async fn on_result(
         Reply::Internal(tx) => {
             let outcome = match frame.error {
                 Some(err) => Err(serde_json::from_str::<ErrorBody>(err.get())
-                    .unwrap_or_else(|_| ErrorBody::new("invocation_failed", err.get()))),
+                    .unwrap_or_else(|_| WireError::InvocationFailed(err.get()).body())),
                 None => Ok(frame
                     .result
                     .map_or_else(crate::registry::raw_null, ToOwned::to_owned)),
@@ -282,8 +282,7 @@ pub(crate) async fn invoke(
         None => return Err(WireError::FunctionNotFound(function_id).body()),
         Some(Owner::Builtin(f)) => {
             return builtins::call(engine, f, None, data).await.and_then(|v| {
-                RawValue::from_string(v)
-                    .map_err(|e| ErrorBody::new("serialization_error", e.to_string()))
+                RawValue::from_string(v).map_err(|e| WireError::Serialization(e.to_string()).body())
             });
         }
         Some(Owner::Worker(owner)) => owner,

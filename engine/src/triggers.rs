@@ -6,10 +6,11 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 
 use crate::engine::Engine;
+use crate::lock::lock;
 use crate::protocol::{self, ErrorBody, Frame};
 use crate::registry::{BuiltinTrigger, Provider, TriggerEntry, TriggerTypeEntry, raw_null};
 use crate::wire_error::WireError;
-use crate::worker_handle::{WorkerHandle, lock};
+use crate::worker_handle::WorkerHandle;
 
 /// `registertriggertype` from a worker: it becomes the provider and receives the bindings that
 /// were parked for the type.

@@ -18,6 +18,24 @@ pub(crate) enum WireError<'a> {
     Timeout,
     /// `engine::functions::info` for an id that is not registered.
     NotRegistered(&'a str),
+    /// No worker with that name.
+    WorkerNotFound(&'a str),
+    /// No trigger type with that id.
+    TriggerTypeNotRegistered(&'a str),
+    /// No trigger binding with that id.
+    TriggerNotRegistered(&'a str),
+    /// A worker's error that is not an error body, passed on as text.
+    InvocationFailed(&'a str),
+    /// A value could not be serialized.
+    Serialization(String),
+    /// iii-http: no request slot freed up within the deadline.
+    Overloaded,
+    /// iii-http: the request body is over the limit.
+    PayloadTooLarge,
+    /// iii-http: the request's channels could not be set up.
+    ChannelUnavailable,
+    /// iii-http: no route matches.
+    RouteNotFound,
     /// A built-in function got input it cannot use.
     InvalidInput(String),
     /// A trigger binding was refused.
@@ -46,6 +64,24 @@ impl WireError<'_> {
             Self::NotRegistered(id) => {
                 ErrorBody::new("NOT_FOUND", format!("Function '{id}' is not registered."))
             }
+            Self::WorkerNotFound(name) => {
+                ErrorBody::new("NOT_FOUND", format!("Worker '{name}' not found."))
+            }
+            Self::TriggerTypeNotRegistered(id) => ErrorBody::new(
+                "NOT_FOUND",
+                format!("Trigger type '{id}' is not registered."),
+            ),
+            Self::TriggerNotRegistered(id) => {
+                ErrorBody::new("NOT_FOUND", format!("Trigger '{id}' is not registered."))
+            }
+            Self::InvocationFailed(text) => ErrorBody::new("invocation_failed", *text),
+            Self::Serialization(msg) => ErrorBody::new("serialization_error", msg.clone()),
+            Self::Overloaded => ErrorBody::new("OVERLOADED", "concurrency_request_limit reached"),
+            Self::PayloadTooLarge => ErrorBody::new("payload_too_large", "request body too large"),
+            Self::ChannelUnavailable => {
+                ErrorBody::new("channel_send_failed", "request channels unavailable")
+            }
+            Self::RouteNotFound => ErrorBody::new("NOT_FOUND", "Not Found"),
             Self::InvalidInput(msg) => ErrorBody::new("invalid_input", msg.clone()),
             Self::TriggerRegistrationFailed(msg) => {
                 ErrorBody::new("trigger_registration_failed", msg.clone())

@@ -21,10 +21,11 @@ use tracing::Instrument;
 use crate::engine::{Engine, now_ms};
 use crate::events::{self, WorkerEvent};
 use crate::fragment;
+use crate::lock::lock;
 use crate::protocol::{self, FrameType};
 use crate::registry::{FunctionEntry, Owner};
 use crate::task::{self, AbortOnDrop};
-use crate::worker_handle::{OUTBOUND_QUEUE, WorkerHandle, lock};
+use crate::worker_handle::{OUTBOUND_QUEUE, WorkerHandle};
 use crate::{router, triggers};
 
 /// How long the writer may take to flush and close after the session ends.

@@ -12,6 +12,8 @@ use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
+use crate::lock::lock;
+
 /// Messages a worker's queue holds before senders wait (backpressure).
 pub(crate) const OUTBOUND_QUEUE: usize = 1024;
 /// How long a sender waits on a full queue before the worker is deemed stuck and closed, so a
@@ -156,10 +158,4 @@ impl WorkerHandle {
     pub(crate) fn close_inflight(&self) -> HashSet<Uuid> {
         lock(&self.inflight).take().unwrap_or_default()
     }
-}
-
-/// Locks a std mutex, recovering the data if a panicking thread poisoned it (the sets stay
-/// consistent: every critical section is a single insert/remove).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -10,11 +10,12 @@ use uuid::Uuid;
 use super::{LogLevel, opt_str, req_str};
 use crate::engine::Engine;
 use crate::events::{self, WorkerEvent};
+use crate::lock::lock;
 use crate::protocol::ErrorBody;
 use crate::registry::TriggerEntry;
 use crate::triggers;
 use crate::wire_error::WireError;
-use crate::worker_handle::{WorkerHandle, lock};
+use crate::worker_handle::WorkerHandle;
 
 /// `engine::workers::register`: the calling worker's metadata (spec §1.6).
 pub(crate) fn workers_register(
@@ -54,7 +55,7 @@ fn to_raw(value: Option<&Value>) -> Result<Option<Box<RawValue>>, ErrorBody> {
     value
         .map(|v| {
             serde_json::value::to_raw_value(v)
-                .map_err(|e| ErrorBody::new("serialization_error", e.to_string()))
+                .map_err(|e| WireError::Serialization(e.to_string()).body())
         })
         .transpose()
 }

@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::{opt_str, req_str};
+use super::{flag, opt_str, req_str};
 use crate::engine::Engine;
+use crate::lock::lock;
 use crate::protocol::ErrorBody;
 use crate::registry::{FunctionEntry, TriggerEntry, TriggerTypeEntry};
 use crate::wire_error::WireError;
-use crate::worker_handle::{WorkerHandle, lock};
+use crate::worker_handle::WorkerHandle;
 
 const NAMESPACE: &str = "default";
 /// Most ids one batch `engine::functions::info` call may ask about.
@@ -61,10 +62,7 @@ pub(crate) fn function_summaries(engine: &Engine, include_internal: bool) -> Vec
 
 /// `engine::functions::list`.
 pub(crate) fn functions_list(engine: &Engine, input: &Value) -> Result<Value, ErrorBody> {
-    let include_internal = input
-        .get("include_internal")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let include_internal = flag(input, "include_internal");
     let search = opt_str(input, "search");
     let prefix = opt_str(input, "prefix");
     let mut workers: Vec<&str> = input
@@ -202,7 +200,7 @@ pub(crate) fn workers_info(engine: &Engine, input: &Value) -> Result<Value, Erro
     let worker = sorted_workers(engine)
         .into_iter()
         .find(|w| w.name() == name || w.id.to_string() == name)
-        .ok_or_else(|| ErrorBody::new("NOT_FOUND", format!("Worker '{name}' not found.")))?;
+        .ok_or_else(|| WireError::WorkerNotFound(name).body())?;
     let mut summary = worker_summary(&worker);
     if let Value::Object(map) = &mut summary {
         map.insert("pid".into(), json!(lock(&worker.meta).pid));
@@ -274,10 +272,7 @@ fn trigger_type_detail(engine: &Engine, id: &str, t: &TriggerTypeEntry) -> Value
 
 /// `engine::triggers::list` (trigger types).
 pub(crate) fn triggers_list(engine: &Engine, input: &Value) -> Result<Value, ErrorBody> {
-    let include_internal = input
-        .get("include_internal")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let include_internal = flag(input, "include_internal");
     let search = opt_str(input, "search");
     let prefix = opt_str(input, "prefix");
     let worker = opt_str(input, "worker");
@@ -303,12 +298,7 @@ pub(crate) fn triggers_info(engine: &Engine, input: &Value) -> Result<Value, Err
         .trigger_types
         .get(id)
         .map(|t| t.value().clone())
-        .ok_or_else(|| {
-            ErrorBody::new(
-                "NOT_FOUND",
-                format!("Trigger type '{id}' is not registered."),
-            )
-        })?;
+        .ok_or_else(|| WireError::TriggerTypeNotRegistered(id).body())?;
     Ok(trigger_type_detail(engine, id, &t))
 }
 
@@ -357,10 +347,7 @@ fn binding_summary(t: &TriggerEntry) -> Value {
 
 /// `engine::registered-triggers::list`.
 pub(crate) fn registered_triggers_list(engine: &Engine, input: &Value) -> Result<Value, ErrorBody> {
-    let include_internal = input
-        .get("include_internal")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let include_internal = flag(input, "include_internal");
     let search = opt_str(input, "search");
     let trigger_type = opt_str(input, "trigger_type");
     let function_id = opt_str(input, "function_id");
@@ -392,7 +379,7 @@ pub(crate) fn registered_triggers_info(engine: &Engine, input: &Value) -> Result
         .triggers
         .get(id)
         .map(|t| t.value().clone())
-        .ok_or_else(|| ErrorBody::new("NOT_FOUND", format!("Trigger '{id}' is not registered.")))?;
+        .ok_or_else(|| WireError::TriggerNotRegistered(id).body())?;
     let trigger = engine
         .trigger_types
         .get(&t.trigger_type)

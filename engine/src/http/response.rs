@@ -7,6 +7,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::protocol::ErrorBody;
+use crate::wire_error::WireError;
 
 /// A status code from a handler: an integer 100–599, else 200.
 pub(super) fn status_from(value: Option<&Value>) -> StatusCode {
@@ -82,11 +83,11 @@ pub(super) fn from_result(result: Value) -> Response {
 }
 
 /// The error envelope: `{"error":{"code","message","error_id"}}`.
-pub(super) fn error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(super) fn error(status: StatusCode, e: &ErrorBody) -> Response {
     let error_id = format!("{:032x}", uuid::Uuid::new_v4().as_u128());
     json_response(
         status,
-        &json!({ "error": { "code": code, "message": message, "error_id": error_id } }),
+        &json!({ "error": { "code": e.code, "message": e.message, "error_id": error_id } }),
     )
 }
 
@@ -96,7 +97,7 @@ pub(super) fn from_error(e: &ErrorBody) -> Response {
         return timeout();
     }
     tracing::debug!(error.code = %e.code, "http handler failed");
-    error(StatusCode::INTERNAL_SERVER_ERROR, &e.code, &e.message)
+    error(StatusCode::INTERNAL_SERVER_ERROR, e)
 }
 
 /// 504 with an empty body (the request outlived `default_timeout`).
@@ -108,9 +109,10 @@ pub(super) fn timeout() -> Response {
 
 /// 404 for a path no route matches.
 pub(super) fn not_found() -> Response {
+    let e = WireError::RouteNotFound.body();
     json_response(
         StatusCode::NOT_FOUND,
-        &json!({ "error": { "code": "NOT_FOUND", "message": "Not Found" } }),
+        &json!({ "error": { "code": e.code, "message": e.message } }),
     )
 }
 

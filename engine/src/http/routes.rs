@@ -7,8 +7,8 @@ use arc_swap::ArcSwap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::lock::lock;
 use crate::registry::TriggerEntry;
-use crate::worker_handle::lock;
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
 

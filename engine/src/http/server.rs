@@ -33,6 +33,7 @@ use crate::config::{CorsConfig, HttpConfig};
 use crate::engine::Engine;
 use crate::router;
 use crate::task::{self, AbortOnDrop};
+use crate::wire_error::WireError;
 
 /// REST API connections open at once; more are refused (closed) until one ends.
 const MAX_CONNECTIONS: usize = 10_000;
@@ -158,8 +159,7 @@ async fn handle(State(state): State<Arc<HttpState>>, req: Request) -> Response {
     let Ok(Ok(permit)) = timeout_at(deadline, state.limit.clone().acquire_owned()).await else {
         return response::error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "OVERLOADED",
-            "concurrency_request_limit reached",
+            &WireError::Overloaded.body(),
         );
     };
     let body = match timeout_at(deadline, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
@@ -167,8 +167,7 @@ async fn handle(State(state): State<Arc<HttpState>>, req: Request) -> Response {
         Ok(Err(_)) => {
             return response::error(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "request body too large",
+                &WireError::PayloadTooLarge.body(),
             );
         }
         Err(_) => return response::timeout(),
@@ -191,8 +190,7 @@ async fn handle(State(state): State<Arc<HttpState>>, req: Request) -> Response {
     ) else {
         return response::error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "channel_send_failed",
-            "request channels unavailable",
+            &WireError::ChannelUnavailable.body(),
         );
     };
     let data = request_object(RequestParts {
