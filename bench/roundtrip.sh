@@ -79,7 +79,8 @@ workers:
   - name: iii-http
     config: { host: 127.0.0.1, port: $http }
 YAML
-  (cd "$dir" && RUST_LOG=warn exec "$III_BIN" --config config.yaml >engine.log 2>&1) &
+  # Telemetry off: the reference engine would otherwise try to report usage.
+  (cd "$dir" && III_TELEMETRY_ENABLED=false RUST_LOG=warn exec "$III_BIN" --config config.yaml >engine.log 2>&1) &
   ENGINE_PID=$!
   pids+=("$ENGINE_PID")
   wait_for 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null \

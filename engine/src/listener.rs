@@ -167,10 +167,3 @@ async fn drain(mut ws: WebSocketStream<TcpStream>) {
         }
     }
 }
-
-/// Binds a listener, naming the address in the error.
-pub(crate) async fn bind(host: &str, port: u16) -> std::io::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind((host, port)).await?;
-    let addr = listener.local_addr()?;
-    Ok((listener, addr))
-}

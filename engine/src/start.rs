@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::net::TcpListener;
+
 use crate::config::EngineConfig;
 use crate::engine::Engine;
 use crate::task::{self, AbortOnDrop};
@@ -41,21 +43,35 @@ impl RunningEngine {
     }
 }
 
+/// Binds one listener, naming it and its address in the error.
+async fn bind(
+    what: &'static str,
+    host: &str,
+    port: u16,
+) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener = TcpListener::bind((host, port)).await;
+    let listener = listener.map_err(|source| StartError::Bind {
+        what,
+        host: host.to_owned(),
+        port,
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        what,
+        host: host.to_owned(),
+        port,
+        source,
+    })?;
+    Ok((listener, addr))
+}
+
 /// Binds and starts everything `config` lists. Must run inside a tokio runtime.
 pub async fn start(config: &EngineConfig) -> Result<RunningEngine, StartError> {
     let engine = Engine::new(config.http.is_some());
     let mut tasks = Vec::new();
     let mut addrs = Vec::new();
     for (i, l) in config.worker_listeners.iter().enumerate() {
-        let (tcp, addr) =
-            listener::bind(&l.host, l.port)
-                .await
-                .map_err(|source| StartError::Bind {
-                    what: "the worker listener (iii-worker-manager)",
-                    host: l.host.clone(),
-                    port: l.port,
-                    source,
-                })?;
+        let (tcp, addr) = bind("the worker listener (iii-worker-manager)", &l.host, l.port).await?;
         let key = if i == 0 {
             "worker".to_owned()
         } else {
@@ -69,15 +85,7 @@ pub async fn start(config: &EngineConfig) -> Result<RunningEngine, StartError> {
         ))));
     }
     if let (Some(h), Some(routes)) = (&config.http, &engine.http) {
-        let (tcp, addr) =
-            listener::bind(&h.host, h.port)
-                .await
-                .map_err(|source| StartError::Bind {
-                    what: "the REST API (iii-http)",
-                    host: h.host.clone(),
-                    port: h.port,
-                    source,
-                })?;
+        let (tcp, addr) = bind("the REST API (iii-http)", &h.host, h.port).await?;
         addrs.push(("http".to_owned(), addr));
         tasks.push(AbortOnDrop(task::spawn(http::serve(
             engine.clone(),
