@@ -11,8 +11,8 @@ use uuid::Uuid;
 use crate::builtins;
 use crate::channels::Channels;
 use crate::http::RouteTable;
+use crate::pending::Pending;
 use crate::registry::{BuiltinTrigger, FunctionEntry, TriggerEntry, TriggerTypeEntry};
-use crate::router::Pending;
 use crate::worker_handle::WorkerHandle;
 
 /// Everything the listeners and built-in workers share. Cheap to clone through `Arc`.

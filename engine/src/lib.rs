@@ -14,6 +14,7 @@ mod fragment;
 mod http;
 mod listener;
 mod lock;
+mod pending;
 mod protocol;
 mod ready;
 mod registry;

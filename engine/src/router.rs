@@ -14,51 +14,11 @@ use uuid::Uuid;
 
 use crate::builtins;
 use crate::engine::Engine;
+use crate::pending::{Outcome, Pending, Reply};
 use crate::protocol::{self, Action, ErrorBody, Frame, Trace};
 use crate::registry::Owner;
 use crate::wire_error::WireError;
 use crate::worker_handle::WorkerHandle;
-
-/// What an engine-started invocation resolves to.
-pub(crate) type Outcome = Result<Box<RawValue>, ErrorBody>;
-
-/// Where a result goes.
-#[derive(Debug)]
-pub(crate) enum Reply {
-    /// Relay the owner's `invocationresult` frame to this worker.
-    Worker(Arc<WorkerHandle>),
-    /// Hand the outcome to an engine task (HTTP, triggers).
-    Internal(oneshot::Sender<Outcome>),
-}
-
-/// An invocation waiting for its result.
-#[derive(Debug)]
-pub(crate) struct Pending {
-    reply: Reply,
-    /// The worker the call was forwarded to; only it may answer.
-    owner: Uuid,
-    function_id: String,
-}
-
-impl Pending {
-    /// Answers the caller with an error (the owner is gone, or forwarding failed).
-    async fn fail(self, invocation_id: &Uuid, error: &ErrorBody) {
-        match self.reply {
-            Reply::Worker(caller) => {
-                let _ = caller
-                    .send_text(protocol::error_frame(
-                        invocation_id,
-                        &self.function_id,
-                        error,
-                    ))
-                    .await;
-            }
-            Reply::Internal(tx) => {
-                let _ = tx.send(Err(error.clone()));
-            }
-        }
-    }
-}
 
 /// Handles `invokefunction` from a worker.
 pub(crate) async fn invoke_from_worker(
