@@ -49,6 +49,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads())
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
@@ -65,6 +66,18 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         drop(running);
         Ok(())
     })
+}
+
+/// Runtime threads: `TOKIO_WORKER_THREADS` when set, else half the cores (at least one). The
+/// engine is I/O-bound and usually shares its host with workers; on a 2-core host one thread
+/// routes as many calls as two with less CPU taken from the workers (see BENCHMARKS.md).
+fn worker_threads() -> usize {
+    let from_env = std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    from_env
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)))
 }
 
 async fn shutdown_signal() {
