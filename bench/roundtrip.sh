@@ -6,7 +6,8 @@
 #   III_BIN=/path/to/iii bench/roundtrip.sh   # ... and the reference iii engine, side by side
 #
 # Knobs (env): SEQ=5000 calls at 1 in flight, PAR=50000 calls at 64 in flight,
-# IDLE=1000 idle connections, TIMEOUT_MS=2000 per call (a call past it counts as lost).
+# IDLE=1000 idle connections, TIMEOUT_MS=2000 per call (a call past it counts as lost),
+# ROUNDS=3 alternating runs per engine (medians are printed; lost calls are summed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -14,6 +15,7 @@ root=$PWD
 SEQ=${SEQ:-5000}
 PAR=${PAR:-50000}
 IDLE=${IDLE:-1000}
+ROUNDS=${ROUNDS:-3}
 TIMEOUT_MS=${TIMEOUT_MS:-2000}
 
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -42,6 +44,8 @@ wait_for() {
 }
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# User + system CPU time of a process, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -113,52 +117,70 @@ measure() {
   owner_pid=$!
   pids+=("$owner_pid")
   exec 4>"$owner_fifo"
+  local cpu_before cpu_after
+  cpu_before=$(cpu_ticks "$ENGINE_PID")
   node bench/roundtrip.mjs "$ENGINE_URL" "$SEQ" "$PAR" "$TIMEOUT_MS" >"$work/rt.json" 2>"$work/rt.err" \
     || { cat "$work/rt.err" "$work/owner.err" >&2; exit 1; }
+  cpu_after=$(cpu_ticks "$ENGINE_PID")
   exec 4>&-
   wait "$owner_pid" 2>/dev/null || true
-  python3 - "$work/rt.json" "$before" "$after" "$IDLE" >"$out" <<'PY'
+  python3 - "$work/rt.json" "$before" "$after" "$IDLE" "$cpu_before" "$cpu_after" "$(getconf CLK_TCK)" >"$out" <<'PY'
 import json, sys
 rt = json.load(open(sys.argv[1]))
 before, after, n = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+cpu_s = (int(sys.argv[6]) - int(sys.argv[5])) / int(sys.argv[7])
 rt["idle"] = {"connections": n, "rss_before_kib": before, "rss_after_kib": after,
               "kib_per_connection": (after - before) / n}
+# Engine CPU over every call of the run (warm-up, sequential and parallel phases).
+calls = 2000 + rt["seq"]["count"] + rt["par"]["count"]
+rt["engine_cpu_us_per_call"] = cpu_s * 1e6 / calls
 print(json.dumps(rt))
 PY
   kill "$ENGINE_PID" 2>/dev/null || true
   wait "$ENGINE_PID" 2>/dev/null || true
 }
 
-log "our engine"
-start_ours
-measure "$work/ours.json"
-if [ -n "${III_BIN:-}" ]; then
-  log "reference engine: $III_BIN"
-  start_reference
-  measure "$work/reference.json"
-fi
+for round in $(seq 1 "$ROUNDS"); do
+  log "round $round/$ROUNDS: our engine"
+  start_ours
+  measure "$work/ours.$round.json"
+  if [ -n "${III_BIN:-}" ]; then
+    log "round $round/$ROUNDS: reference engine ($III_BIN)"
+    start_reference
+    measure "$work/reference.$round.json"
+  fi
+done
 
-python3 - "$work/ours.json" "${III_BIN:+$work/reference.json}" <<'PY'
-import json, sys
-ours = json.load(open(sys.argv[1]))
-ref = json.load(open(sys.argv[2])) if len(sys.argv) > 2 and sys.argv[2] else None
+python3 - "$work" "$ROUNDS" "${III_BIN:+yes}" <<'PY'
+import json, statistics, sys
+work, rounds, with_ref = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "yes"
+def load(name):
+    return [json.load(open(f"{work}/{name}.{r}.json")) for r in range(1, rounds + 1)]
+ours = load("ours")
+ref = load("reference") if with_ref else None
+lost = lambda p: p["lost"] + p["failed"] + p["wrong"]
 rows = [
-    ("calls/s, 1 in flight", lambda r: r["seq"]["calls_per_s"], "{:,.0f}"),
-    ("p50 ms, 1 in flight", lambda r: r["seq"]["p50_ms"], "{:.3f}"),
-    ("p99 ms, 1 in flight", lambda r: r["seq"]["p99_ms"], "{:.3f}"),
-    ("lost+failed, 1 in flight", lambda r: r["seq"]["lost"] + r["seq"]["failed"] + r["seq"]["wrong"], "{:d}"),
-    ("calls/s, 64 in flight", lambda r: r["par"]["calls_per_s"], "{:,.0f}"),
-    ("p50 ms, 64 in flight", lambda r: r["par"]["p50_ms"], "{:.3f}"),
-    ("p99 ms, 64 in flight", lambda r: r["par"]["p99_ms"], "{:.3f}"),
-    ("lost+failed, 64 in flight", lambda r: r["par"]["lost"] + r["par"]["failed"] + r["par"]["wrong"], "{:d}"),
-    ("KiB per idle connection", lambda r: r["idle"]["kib_per_connection"], "{:.1f}"),
+    ("calls/s, 1 in flight", lambda r: r["seq"]["calls_per_s"], "{:,.0f}", "median"),
+    ("p50 ms, 1 in flight", lambda r: r["seq"]["p50_ms"], "{:.3f}", "median"),
+    ("p99 ms, 1 in flight", lambda r: r["seq"]["p99_ms"], "{:.3f}", "median"),
+    ("lost+failed, 1 in flight", lambda r: lost(r["seq"]), "{:d}", "sum"),
+    ("calls/s, 64 in flight", lambda r: r["par"]["calls_per_s"], "{:,.0f}", "median"),
+    ("p50 ms, 64 in flight", lambda r: r["par"]["p50_ms"], "{:.3f}", "median"),
+    ("p99 ms, 64 in flight", lambda r: r["par"]["p99_ms"], "{:.3f}", "median"),
+    ("lost+failed, 64 in flight", lambda r: lost(r["par"]), "{:d}", "sum"),
+    ("engine CPU us per call", lambda r: r["engine_cpu_us_per_call"], "{:.1f}", "median"),
+    ("KiB per idle connection", lambda r: r["idle"]["kib_per_connection"], "{:.1f}", "median"),
 ]
+def agg(runs, get, how):
+    vals = [get(r) for r in runs]
+    return sum(vals) if how == "sum" else statistics.median(vals)
 head = ["metric", "ours"] + (["reference", "ours/ref"] if ref else [])
 lines = [head]
-for name, get, fmt in rows:
-    line = [name, fmt.format(get(ours))]
+for name, get, fmt, how in rows:
+    a = agg(ours, get, how)
+    line = [name, fmt.format(a)]
     if ref:
-        a, b = get(ours), get(ref)
+        b = agg(ref, get, how)
         line += [fmt.format(b), f"{a / b:.2f}x" if b else "-"]
     lines.append(line)
 widths = [max(len(l[i]) for l in lines) for i in range(len(head))]
@@ -167,6 +189,7 @@ for i, l in enumerate(lines):
     if i == 0:
         print("  ".join("-" * w for w in widths))
 print()
-print(f"calls: {ours['seq']['count']} at 1 in flight, {ours['par']['count']} at 64 in flight; "
-      f"idle connections: {ours['idle']['connections']}")
+print(f"rounds: {rounds} per engine, alternating (medians; lost calls summed); calls per round: "
+      f"{ours[0]['seq']['count']} at 1 in flight, {ours[0]['par']['count']} at 64 in flight; "
+      f"idle connections: {ours[0]['idle']['connections']}")
 PY
