@@ -1,4 +1,4 @@
-//! The compiled form of `rbac.expose_functions`: every id pattern in one globset, plus the
+//! The compiled form of `rbac.expose_functions`: every id pattern in one matcher, plus the
 //! metadata filters with their wildcards compiled (spec §2.2–2.3).
 //!
 //! Parsing the entries is `expose_filter.rs`'s job; the order of the access rules is
@@ -7,7 +7,8 @@
 use serde_json::Value;
 
 use crate::expose_filter::{FunctionFilter, MetadataCondition, MetadataFilter};
-use crate::wildcard::{IdMatcher, Wildcard};
+use crate::id_matcher::IdMatcher;
+use crate::wildcard::Wildcard;
 
 /// `expose_functions`, compiled once when the listener config is validated.
 #[derive(Debug, Clone)]

@@ -5,11 +5,12 @@
 
 use serde_json::Value;
 
+use crate::id_matcher::IdMatcher;
 use crate::listener_config::ListenerConfig;
 use crate::listener_policy::ListenerPolicy;
 use crate::policy_test_file::PolicyTestFile;
 use crate::session::Session;
-use crate::wildcard::{IdMatcher, naive_match};
+use crate::wildcard::naive_match;
 
 /// The spec's one-pattern-at-a-time wildcard algorithm.
 #[must_use]

@@ -23,6 +23,8 @@ mod expose_filter;
 mod expose_matcher;
 mod function_catalog;
 mod gateway_listeners;
+mod id_matcher;
+mod id_set;
 mod invoke_access;
 mod listener_config;
 mod listener_policy;

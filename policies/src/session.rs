@@ -4,29 +4,29 @@
 //! The session does not decide: the rule order lives in `invoke_access.rs` and
 //! `registration.rs`. Prefix arithmetic is `prefix_rewrite.rs`'s.
 
-use std::collections::HashSet;
-
 use serde_json::Value;
 
 use crate::auth_result::{AuthError, AuthResult};
 use crate::expose_filter::DEFAULT_NAMESPACE;
-use crate::wildcard::{IdMatcher, unwrap_match};
+use crate::id_matcher::IdMatcher;
+use crate::id_set::IdSet;
+use crate::wildcard::unwrap_match;
 
 /// One connection's access boundaries. Owned by the connection; the own-id sets change as the
 /// session registers and unregisters.
 #[derive(Debug, Clone)]
 pub struct Session {
-    allowed: HashSet<String>,
-    forbidden: HashSet<String>,
+    allowed: IdSet,
+    forbidden: IdSet,
     grants: IdMatcher,
     namespaces: Vec<String>,
-    allowed_trigger_types: Option<HashSet<String>>,
+    allowed_trigger_types: Option<IdSet>,
     allow_trigger_type_registration: bool,
     allow_function_registration: bool,
     prefix: Option<String>,
     context: Value,
-    own_functions: HashSet<String>,
-    own_triggers: HashSet<String>,
+    own_functions: IdSet,
+    own_triggers: IdSet,
 }
 
 impl Session {
@@ -36,8 +36,8 @@ impl Session {
     #[must_use]
     pub fn permissive() -> Self {
         Self {
-            allowed: HashSet::new(),
-            forbidden: HashSet::new(),
+            allowed: IdSet::default(),
+            forbidden: IdSet::default(),
             grants: IdMatcher::empty(),
             namespaces: Vec::new(),
             allowed_trigger_types: None,
@@ -45,8 +45,8 @@ impl Session {
             allow_function_registration: true,
             prefix: None,
             context: Value::Object(serde_json::Map::new()),
-            own_functions: HashSet::new(),
-            own_triggers: HashSet::new(),
+            own_functions: IdSet::default(),
+            own_triggers: IdSet::default(),
         }
     }
 
@@ -78,8 +78,8 @@ impl Session {
             allow_function_registration: result.allow_function_registration,
             prefix: result.function_registration_prefix,
             context: result.context,
-            own_functions: HashSet::new(),
-            own_triggers: HashSet::new(),
+            own_functions: IdSet::default(),
+            own_triggers: IdSet::default(),
         })
     }
 
