@@ -25,7 +25,7 @@ use crate::lock::lock;
 use crate::protocol::{self, FrameType};
 use crate::registry::{FunctionEntry, Owner};
 use crate::task::{self, AbortOnDrop};
-use crate::worker_handle::{OUTBOUND_QUEUE, WorkerHandle};
+use crate::worker_handle::{OUTBOUND_QUEUE, Outbound, WorkerHandle};
 use crate::{router, triggers};
 
 /// How long the writer may take to flush and close after the session ends.
@@ -153,7 +153,7 @@ where
 /// flushes once. Ends on `stop` (sending its Close frame, if any) or when the socket fails.
 async fn write_loop<S>(
     mut sink: SplitSink<WebSocketStream<S>, Message>,
-    mut rx: mpsc::Receiver<Message>,
+    mut rx: mpsc::Receiver<Outbound>,
     mut stop: oneshot::Receiver<Option<CloseFrame>>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -184,14 +184,16 @@ async fn write_loop<S>(
 /// Feeds one message, fragmenting it when it is larger than a frame may be.
 async fn feed<S>(
     sink: &mut SplitSink<WebSocketStream<S>, Message>,
-    msg: Message,
+    item: Outbound,
 ) -> Result<(), WsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    for frame in fragment::frames(msg) {
+    for frame in fragment::frames(item.msg) {
         sink.feed(frame).await?;
     }
+    // The frame now sits in the socket's buffers: its byte budget is released.
+    drop(item.budget);
     Ok(())
 }
 

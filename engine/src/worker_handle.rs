@@ -8,7 +8,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
+use std::sync::Arc;
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
@@ -16,6 +18,12 @@ use crate::lock::lock;
 
 /// Messages a worker's queue holds before senders wait (backpressure).
 pub(crate) const OUTBOUND_QUEUE: usize = 1024;
+/// Messages at least this large also count against the byte budget below (smaller ones are
+/// bounded by the message count: 1024 × 64 KiB).
+const LARGE_MESSAGE_BYTES: usize = 64 << 10;
+/// Bytes of large messages a worker's queue may hold before senders wait: two 64 MiB messages,
+/// not 1024 of them.
+const LARGE_BYTES_BUDGET: usize = 128 << 20;
 /// How long a sender waits on a full queue before the worker is deemed stuck and closed, so a
 /// slow worker never stalls the others for longer than this (once: a closed worker refuses
 /// every later frame at once).
@@ -30,6 +38,13 @@ pub(crate) enum SendError {
     /// The queue stayed full past the deadline; the worker is being closed.
     #[error("worker outbound queue stayed full for {SEND_DEADLINE:?}")]
     Stalled,
+}
+
+/// One queued frame; a large one carries its share of the byte budget until it is written.
+#[derive(Debug)]
+pub(crate) struct Outbound {
+    pub(crate) msg: Message,
+    pub(crate) budget: Option<OwnedSemaphorePermit>,
 }
 
 /// What the worker told `engine::workers::register` about itself.
@@ -59,7 +74,9 @@ pub(crate) struct WorkerHandle {
     pub(crate) reattach_token: Uuid,
     pub(crate) ip_address: String,
     pub(crate) connected_at_ms: u64,
-    tx: mpsc::Sender<Message>,
+    tx: mpsc::Sender<Outbound>,
+    /// Budget for large queued messages, in bytes.
+    large_bytes: Arc<Semaphore>,
     pub(crate) meta: Mutex<WorkerMeta>,
     pub(crate) owned: Mutex<Owned>,
     /// Invocations routed to this worker and awaiting its result; `None` once it is gone.
@@ -71,13 +88,18 @@ pub(crate) struct WorkerHandle {
 }
 
 impl WorkerHandle {
-    pub(crate) fn new(ip_address: String, connected_at_ms: u64, tx: mpsc::Sender<Message>) -> Self {
+    pub(crate) fn new(
+        ip_address: String,
+        connected_at_ms: u64,
+        tx: mpsc::Sender<Outbound>,
+    ) -> Self {
         Self {
             id: Uuid::new_v4(),
             reattach_token: Uuid::new_v4(),
             ip_address,
             connected_at_ms,
             tx,
+            large_bytes: Arc::new(Semaphore::new(LARGE_BYTES_BUDGET)),
             meta: Mutex::default(),
             owned: Mutex::default(),
             inflight: Mutex::new(Some(HashSet::new())),
@@ -103,22 +125,50 @@ impl WorkerHandle {
         if self.closed.load(Ordering::Acquire) {
             return Err(SendError::Closed);
         }
-        match self.tx.try_send(msg) {
+        let budget = if msg.len() >= LARGE_MESSAGE_BYTES {
+            Some(self.reserve_bytes(msg.len()).await?)
+        } else {
+            None
+        };
+        let item = Outbound { msg, budget };
+        match self.tx.try_send(item) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
-            Err(mpsc::error::TrySendError::Full(msg)) => {
-                match tokio::time::timeout(SEND_DEADLINE, self.tx.send(msg)).await {
+            Err(mpsc::error::TrySendError::Full(item)) => {
+                match tokio::time::timeout(SEND_DEADLINE, self.tx.send(item)).await {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(_)) => Err(SendError::Closed),
-                    Err(_) => {
-                        tracing::warn!(worker.id = %self.id, "worker is not reading its frames; closing it");
-                        self.mark_closed();
-                        self.kick.notify_one();
-                        Err(SendError::Stalled)
-                    }
+                    Err(_) => Err(self.stalled()),
                 }
             }
         }
+    }
+
+    /// Takes `len` bytes of the large-message budget, waiting (up to the deadline) for queued
+    /// large messages to be written.
+    async fn reserve_bytes(&self, len: usize) -> Result<OwnedSemaphorePermit, SendError> {
+        // Messages are at most 64 MiB, well under both the budget and u32::MAX.
+        let n = u32::try_from(len.min(LARGE_BYTES_BUDGET)).unwrap_or(u32::MAX);
+        match self.large_bytes.clone().try_acquire_many_owned(n) {
+            Ok(permit) => Ok(permit),
+            Err(TryAcquireError::Closed) => Err(SendError::Closed),
+            Err(TryAcquireError::NoPermits) => {
+                let wait = self.large_bytes.clone().acquire_many_owned(n);
+                match tokio::time::timeout(SEND_DEADLINE, wait).await {
+                    Ok(Ok(permit)) => Ok(permit),
+                    Ok(Err(_)) => Err(SendError::Closed),
+                    Err(_) => Err(self.stalled()),
+                }
+            }
+        }
+    }
+
+    /// The worker has not drained its queue within the deadline: close it.
+    fn stalled(&self) -> SendError {
+        tracing::warn!(worker.id = %self.id, "worker is not reading its frames; closing it");
+        self.mark_closed();
+        self.kick.notify_one();
+        SendError::Stalled
     }
 
     /// Refuses every later frame (the worker is stalled or leaving).
@@ -157,5 +207,55 @@ impl WorkerHandle {
     /// Marks the worker gone and returns what was in flight on it.
     pub(crate) fn close_inflight(&self) -> HashSet<Uuid> {
         lock(&self.inflight).take().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn handle() -> (WorkerHandle, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        (WorkerHandle::new("127.0.0.1".into(), 0, tx), rx)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn large_messages_wait_for_the_byte_budget_then_close_a_stalled_worker() {
+        let (worker, mut rx) = handle();
+        let big = Message::Binary(Bytes::from(vec![0u8; 64 << 20]));
+        worker.send(big.clone()).await.unwrap();
+        worker.send(big.clone()).await.unwrap();
+        // The budget (128 MiB) is spent: the third waits, then the worker is deemed stuck.
+        assert_eq!(worker.send(big.clone()).await, Err(SendError::Stalled));
+        assert_eq!(
+            worker.send(Message::text("x")).await,
+            Err(SendError::Closed)
+        );
+        assert!(rx.recv().await.is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writing_a_large_message_frees_its_budget() {
+        let (worker, mut rx) = handle();
+        let big = Message::Binary(Bytes::from(vec![0u8; 64 << 20]));
+        worker.send(big.clone()).await.unwrap();
+        worker.send(big.clone()).await.unwrap();
+        drop(rx.recv().await);
+        worker.send(big).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn small_messages_are_not_charged_and_inflight_closes_once() {
+        let (worker, _rx) = handle();
+        for _ in 0..10 {
+            worker.send(Message::text("{}")).await.unwrap();
+        }
+        let id = Uuid::new_v4();
+        assert!(worker.track(id));
+        assert_eq!(worker.active_invocations(), 1);
+        assert_eq!(worker.close_inflight().len(), 1);
+        assert!(!worker.track(Uuid::new_v4()));
     }
 }
