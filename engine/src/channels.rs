@@ -9,7 +9,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -28,6 +28,58 @@ const MAX_BUFFER: usize = 1024;
 const UNCLAIMED_TTL: Duration = Duration::from_secs(300);
 /// How often unclaimed channels are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// Messages at least this large also count against the channel's byte budget (smaller ones
+/// are bounded by `buffer_size`; the SDK writers send 64 KiB frames).
+const LARGE_MESSAGE_BYTES: usize = 64 << 10;
+/// Bytes of large messages one channel may buffer before its writer waits.
+const LARGE_BYTES_BUDGET: usize = 64 << 20;
+
+/// One buffered message; a large one carries its share of the byte budget until it is read.
+#[derive(Debug)]
+pub(crate) struct Item {
+    pub(crate) msg: Message,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+/// The writing side of a channel's queue.
+#[derive(Debug, Clone)]
+pub(crate) struct ChannelTx {
+    tx: mpsc::Sender<Item>,
+    budget: Arc<Semaphore>,
+}
+
+/// The reader is gone: nothing more can be delivered.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReaderGone;
+
+impl ChannelTx {
+    /// Queues a message, waiting while the queue (or its byte budget) is full: backpressure on
+    /// the writer.
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe: a cancelled call may or may not have queued the message.
+    pub(crate) async fn send(&self, msg: Message) -> Result<(), ReaderGone> {
+        let budget = if msg.len() >= LARGE_MESSAGE_BYTES {
+            let n = u32::try_from(msg.len().min(LARGE_BYTES_BUDGET)).unwrap_or(u32::MAX);
+            Some(
+                self.budget
+                    .clone()
+                    .acquire_many_owned(n)
+                    .await
+                    .map_err(|_| ReaderGone)?,
+            )
+        } else {
+            None
+        };
+        self.tx
+            .send(Item {
+                msg,
+                _budget: budget,
+            })
+            .await
+            .map_err(|_| ReaderGone)
+    }
+}
 
 /// Which end of a channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,16 +101,16 @@ impl Direction {
 /// One taken end.
 #[derive(Debug)]
 pub(crate) enum End {
-    Writer(mpsc::Sender<Message>),
-    Reader(mpsc::Receiver<Message>),
+    Writer(ChannelTx),
+    Reader(mpsc::Receiver<Item>),
 }
 
 #[derive(Debug)]
 struct Channel {
     key: Uuid,
     created: Instant,
-    writer: Mutex<Option<mpsc::Sender<Message>>>,
-    reader: Mutex<Option<mpsc::Receiver<Message>>>,
+    writer: Mutex<Option<ChannelTx>>,
+    reader: Mutex<Option<mpsc::Receiver<Item>>>,
 }
 
 impl Channel {
@@ -78,6 +130,10 @@ impl Channels {
     pub(crate) fn create(&self, buffer_size: Option<usize>) -> (Uuid, Uuid) {
         let size = buffer_size.unwrap_or(DEFAULT_BUFFER).clamp(1, MAX_BUFFER);
         let (tx, rx) = mpsc::channel(size);
+        let tx = ChannelTx {
+            tx,
+            budget: Arc::new(Semaphore::new(LARGE_BYTES_BUDGET)),
+        };
         let id = Uuid::new_v4();
         let key = Uuid::new_v4();
         let channel = Channel {
@@ -151,7 +207,7 @@ fn normal_close() -> Message {
 }
 
 /// Serves the writer end: copies data frames into the queue, waiting while it is full.
-pub(crate) async fn serve_writer<S>(mut ws: WebSocketStream<S>, tx: mpsc::Sender<Message>)
+pub(crate) async fn serve_writer<S>(mut ws: WebSocketStream<S>, tx: ChannelTx)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -173,7 +229,7 @@ where
 
 /// Serves the reader end: sends queued frames, then Close once the writer is done. A reader
 /// that leaves drops the queue, which stops the writer.
-pub(crate) async fn serve_reader<S>(ws: WebSocketStream<S>, mut rx: mpsc::Receiver<Message>)
+pub(crate) async fn serve_reader<S>(ws: WebSocketStream<S>, mut rx: mpsc::Receiver<Item>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -181,8 +237,8 @@ where
     loop {
         tokio::select! {
             item = rx.recv() => match item {
-                Some(msg) => {
-                    if sink.send(msg).await.is_err() {
+                Some(item) => {
+                    if sink.send(item.msg).await.is_err() {
                         return;
                     }
                 }

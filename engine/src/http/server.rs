@@ -28,7 +28,7 @@ use uuid::Uuid;
 use super::request::{RequestParts, channel_ref, request_object};
 use super::response;
 use super::routes::RouteTable;
-use crate::channels::{DEFAULT_BUFFER, Direction, End};
+use crate::channels::{ChannelTx, DEFAULT_BUFFER, Direction, End, Item};
 use crate::config::{CorsConfig, HttpConfig};
 use crate::engine::Engine;
 use crate::router;
@@ -234,7 +234,7 @@ async fn handle(State(state): State<Arc<HttpState>>, req: Request) -> Response {
                     Err(e) => return response::from_error(&e),
                 }
             }
-            item = resp_rx.recv(), if !channel_closed => match item {
+            item = resp_rx.recv(), if !channel_closed => match item.map(|i| i.msg) {
                 Some(Message::Text(text)) => apply_control(&text, &mut status, &mut headers),
                 Some(Message::Binary(first)) => {
                     return streamed(status, headers, first, resp_rx, (guard, feeder, permit));
@@ -249,7 +249,7 @@ async fn handle(State(state): State<Arc<HttpState>>, req: Request) -> Response {
 }
 
 /// Writes the request body into the `request_body` channel, then closes it.
-async fn feed_body(tx: mpsc::Sender<Message>, body: Bytes) {
+async fn feed_body(tx: ChannelTx, body: Bytes) {
     let mut rest = body;
     while !rest.is_empty() {
         let chunk = rest.split_to(rest.len().min(BODY_FRAME_BYTES));
@@ -297,13 +297,18 @@ fn streamed<K: Send + 'static>(
     status: StatusCode,
     headers: Vec<(HeaderName, HeaderValue)>,
     first: Bytes,
-    rx: mpsc::Receiver<Message>,
+    rx: mpsc::Receiver<Item>,
     keep: K,
 ) -> Response {
     let rest = stream::unfold((rx, keep), |(mut rx, keep)| async move {
         loop {
             match rx.recv().await {
-                Some(Message::Binary(b)) => return Some((Ok::<_, Infallible>(b), (rx, keep))),
+                Some(Item {
+                    msg: Message::Binary(b),
+                    ..
+                }) => {
+                    return Some((Ok::<_, Infallible>(b), (rx, keep)));
+                }
                 Some(_) => {}
                 None => return None,
             }
