@@ -113,11 +113,7 @@ struct Channel {
     reader: Mutex<Option<mpsc::Receiver<Item>>>,
 }
 
-impl Channel {
-    fn fully_claimed(&self) -> bool {
-        lock(&self.writer).is_none() && lock(&self.reader).is_none()
-    }
-}
+impl Channel {}
 
 /// Every live channel.
 #[derive(Debug, Default)]
@@ -167,18 +163,20 @@ impl Channels {
             Direction::Write => lock(&channel.writer).take().map(End::Writer),
             Direction::Read => lock(&channel.reader).take().map(End::Reader),
         };
-        if channel.fully_claimed()
-            && let Ok(uuid) = Uuid::parse_str(id)
-        {
-            // Both ends live in their sockets now; nothing else may connect.
-            self.map.remove(&uuid);
-        }
         end
     }
 
     /// Removes a channel (its unclaimed ends are dropped, which closes the claimed ones).
+    /// Until then a second socket for a taken end is upgraded and closed (spec §4).
     pub(crate) fn remove(&self, id: &Uuid) {
         self.map.remove(id);
+    }
+
+    /// [`Channels::remove`] by the id as it appears in a URL.
+    pub(crate) fn remove_str(&self, id: &str) {
+        if let Ok(id) = Uuid::parse_str(id) {
+            self.remove(&id);
+        }
     }
 
     fn sweep(&self, now: Instant) {
@@ -288,7 +286,10 @@ mod tests {
             channels.take(&id, &key, Direction::Read),
             Some(End::Reader(_))
         ));
-        // Fully claimed: nothing else may connect.
+        // Both ends taken: another socket is upgraded and closed, until the channel is removed.
+        assert!(channels.exists(&id, &key));
+        assert!(channels.take(&id, &key, Direction::Read).is_none());
+        channels.remove_str(&id);
         assert!(!channels.exists(&id, &key));
     }
 

@@ -146,7 +146,11 @@ async fn handle(
         Some(Route::Channel { id, key, direction }) => {
             match engine.channels.take(&id, &key, direction) {
                 Some(End::Writer(tx)) => channels::serve_writer(ws, tx).await,
-                Some(End::Reader(rx)) => channels::serve_reader(ws, rx).await,
+                Some(End::Reader(rx)) => {
+                    channels::serve_reader(ws, rx).await;
+                    // The reader is done: the channel is over.
+                    engine.channels.remove_str(&id);
+                }
                 None => {
                     // That end is already taken: upgraded, then closed at once (spec §4).
                     let mut ws = ws;
