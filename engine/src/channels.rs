@@ -159,11 +159,10 @@ impl Channels {
     /// Takes one end; `None` when the channel is unknown or that end was already taken.
     pub(crate) fn take(&self, id: &str, key: &str, direction: Direction) -> Option<End> {
         let channel = self.find(id, key)?;
-        let end = match direction {
+        match direction {
             Direction::Write => lock(&channel.writer).take().map(End::Writer),
             Direction::Read => lock(&channel.reader).take().map(End::Reader),
-        };
-        end
+        }
     }
 
     /// Removes a channel (its unclaimed ends are dropped, which closes the claimed ones).
