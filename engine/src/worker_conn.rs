@@ -310,3 +310,65 @@ async fn cleanup(engine: &Arc<Engine>, worker: &Arc<WorkerHandle>) {
     triggers::remove_worker(engine, worker).await;
     events::worker_event(engine, WorkerEvent::Disconnected, worker.id);
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_worker_is_pinged_then_closed_and_forgotten() {
+        let engine = Engine::new(false);
+        let (server_io, client_io) = tokio::io::duplex(1 << 20);
+        let server = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+        let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        let peer = "127.0.0.1:9".parse().unwrap();
+        let session = task::spawn(serve(engine.clone(), server, peer));
+        let first = client.next().await.unwrap().unwrap();
+        assert!(first.to_text().unwrap().contains("workerregistered"));
+        assert_eq!(engine.workers.len(), 1);
+        // The client now reads nothing (so it answers no ping): the paused clock runs on.
+        tokio::time::timeout(IDLE_CHECK * (IDLE_CLOSE_PERIODS + 1), session)
+            .await
+            .expect("a silent worker is closed")
+            .unwrap();
+        assert_eq!(engine.workers.len(), 0);
+        // The socket holds the pings it was sent; reading them makes the client answer pongs,
+        // which may fail on the closed pipe before the Close frame is read.
+        let mut pings = 0;
+        while let Some(Ok(msg)) = client.next().await {
+            match msg {
+                Message::Ping(_) => pings += 1,
+                Message::Close(frame) => assert_eq!(frame.unwrap().code, CloseCode::Away),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(pings >= 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_worker_that_talks_is_not_closed() {
+        let engine = Engine::new(false);
+        let (server_io, client_io) = tokio::io::duplex(1 << 20);
+        let server = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+        let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        let session = task::spawn(serve(
+            engine.clone(),
+            server,
+            "127.0.0.1:9".parse().unwrap(),
+        ));
+        let _ = client.next().await;
+        for _ in 0..(IDLE_CLOSE_PERIODS * 2) {
+            tokio::time::sleep(IDLE_CHECK).await;
+            client
+                .send(Message::text("{\"type\":\"pong\"}"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(engine.workers.len(), 1);
+        drop(client);
+        session.await.unwrap();
+        assert_eq!(engine.workers.len(), 0);
+    }
+}
