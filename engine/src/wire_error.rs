@@ -36,6 +36,10 @@ pub(crate) enum WireError<'a> {
     ChannelUnavailable,
     /// iii-http: no route matches.
     RouteNotFound,
+    /// iii-http: the route's condition function returned `false`.
+    ConditionNotMet,
+    /// iii-http: a middleware outlived the request's deadline.
+    MiddlewareTimeout,
     /// A built-in function got input it cannot use.
     InvalidInput(String),
     /// A trigger binding was refused.
@@ -82,6 +86,12 @@ impl WireError<'_> {
                 ErrorBody::new("channel_send_failed", "request channels unavailable")
             }
             Self::RouteNotFound => ErrorBody::new("NOT_FOUND", "Not Found"),
+            Self::ConditionNotMet => {
+                ErrorBody::new("CONDITION_NOT_MET", "the route's condition was not met")
+            }
+            Self::MiddlewareTimeout => {
+                ErrorBody::new("MIDDLEWARE_TIMEOUT", "middleware did not answer in time")
+            }
             Self::InvalidInput(msg) => ErrorBody::new("invalid_input", msg.clone()),
             Self::TriggerRegistrationFailed(msg) => {
                 ErrorBody::new("trigger_registration_failed", msg.clone())

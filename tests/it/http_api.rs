@@ -480,3 +480,110 @@ async fn handler_failure_answers_500_with_message_and_a_32_hex_error_id() {
         "error_id is 32 lowercase hex digits: {error}"
     );
 }
+
+/// `GET /guarded` served by a raw worker that answers each engine call in turn with the next
+/// of `answers` (middleware, condition, handler…); returns the response and the functions
+/// the engine called, in order.
+async fn guarded_get(
+    engine: &Engine,
+    w: &mut RawWorker,
+    answers: Vec<Value>,
+) -> (Response, Vec<String>) {
+    let addr = engine.http();
+    let serve = async {
+        let mut called = Vec::new();
+        for answer in answers {
+            let invoke = w.next_invoke().await;
+            called.push(invoke["function_id"].as_str().unwrap().to_owned());
+            if invoke["function_id"] == "raw::mw" {
+                assert_eq!(invoke["data"]["phase"], "preHandler", "{invoke}");
+                assert_eq!(invoke["data"]["request"]["method"], "GET", "{invoke}");
+                assert_eq!(
+                    invoke["data"]["request"]["query_params"]["k"], "v",
+                    "{invoke}"
+                );
+            }
+            w.answer(&invoke, answer).await;
+        }
+        called
+    };
+    tokio::join!(http::get(addr, "/guarded?k=v"), serve)
+}
+
+async fn guarded_route(engine: &Engine) -> RawWorker {
+    let mut w = RawWorker::connect(engine).await;
+    for id in ["raw::h", "raw::mw", "raw::cond", "raw::global"] {
+        w.register_function(id).await;
+    }
+    w.send(
+        json!({"type": "registertrigger", "id": uuid::Uuid::new_v4().to_string(),
+                  "trigger_type": "http", "function_id": "raw::h",
+                  "config": {"api_path": "/guarded", "http_method": "GET",
+                             "middleware_function_ids": ["raw::mw"],
+                             "condition_function_id": "raw::cond"}}),
+    )
+    .await;
+    w.sync().await;
+    w
+}
+
+#[tokio::test]
+async fn route_middleware_and_condition_run_before_the_handler() {
+    let engine = Engine::start().await;
+    let mut w = guarded_route(&engine).await;
+
+    let ok = json!({"status_code": 200, "body": {"ok": true}});
+    let (resp, called) = guarded_get(
+        &engine,
+        &mut w,
+        vec![json!({"action": "continue"}), json!(true), ok],
+    )
+    .await;
+    assert_eq!(called, ["raw::mw", "raw::cond", "raw::h"]);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.json()["ok"], true);
+
+    // A condition returning a literal false skips the handler.
+    let (resp, called) = guarded_get(
+        &engine,
+        &mut w,
+        vec![json!({"action": "continue"}), json!(false)],
+    )
+    .await;
+    assert_eq!(called, ["raw::mw", "raw::cond"]);
+    assert_eq!(resp.status, 422, "{}", resp.text());
+    assert_eq!(resp.json()["error"]["code"], "CONDITION_NOT_MET");
+    assert_eq!(resp.json()["skipped"], true);
+
+    // Middleware may answer itself: neither the condition nor the handler runs.
+    let deny =
+        json!({"action": "respond", "response": {"status_code": 401, "body": {"error": "no"}}});
+    let (resp, called) = guarded_get(&engine, &mut w, vec![deny]).await;
+    assert_eq!(called, ["raw::mw"]);
+    assert_eq!(resp.status, 401, "{}", resp.text());
+    assert_eq!(resp.json()["error"], "no");
+}
+
+#[tokio::test]
+async fn global_middleware_runs_first_in_priority_order() {
+    let engine = Engine::start_with_config(
+        "workers:\n  - name: iii-worker-manager\n    config: { port: 0 }\n  - name: iii-http\n    config:\n      port: 0\n      middleware:\n        - { function_id: raw::mw, priority: 5 }\n        - { function_id: raw::global, phase: preHandler, priority: 1 }\n",
+    )
+    .await;
+    let mut w = guarded_route(&engine).await;
+    let go = json!({"action": "continue"});
+    let answers = vec![
+        go.clone(),
+        go.clone(),
+        go,
+        json!(null),
+        json!({"body": {"done": 1}}),
+    ];
+    let (resp, called) = guarded_get(&engine, &mut w, answers).await;
+    assert_eq!(
+        called,
+        ["raw::global", "raw::mw", "raw::mw", "raw::cond", "raw::h"]
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.json()["done"], 1);
+}

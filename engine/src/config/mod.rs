@@ -8,4 +8,4 @@ mod workers;
 
 pub use error::ConfigError;
 pub use load::{EMBEDDED_DEFAULT, EngineConfig, load_file, load_str};
-pub use workers::{CorsConfig, HttpConfig, WorkerListenerConfig};
+pub use workers::{CorsConfig, HttpConfig, HttpMiddleware, WorkerListenerConfig};

@@ -115,7 +115,7 @@ pub(crate) struct RawHttp {
     default_timeout: Option<u64>,
     concurrency_request_limit: Option<usize>,
     cors: Option<CorsConfig>,
-    middleware: Option<Vec<yaml_serde::Value>>,
+    middleware: Option<Vec<HttpMiddleware>>,
 }
 
 /// `cors` of iii-http: when present, only these origins and methods are allowed (empty or
@@ -131,6 +131,24 @@ pub struct CorsConfig {
     pub allowed_methods: Vec<String>,
 }
 
+/// One global iii-http middleware: a function called before every route's handler.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpMiddleware {
+    /// The function to call.
+    pub function_id: String,
+    /// Only `preHandler` exists.
+    #[serde(default = "pre_handler")]
+    pub phase: String,
+    /// Lower runs first.
+    #[serde(default)]
+    pub priority: i64,
+}
+
+fn pre_handler() -> String {
+    "preHandler".to_owned()
+}
+
 /// The validated REST API config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
@@ -144,18 +162,27 @@ pub struct HttpConfig {
     pub concurrency_request_limit: usize,
     /// Restrictive CORS when set; permissive otherwise (iii's development default).
     pub cors: Option<CorsConfig>,
+    /// Global middleware, in the order it runs (by priority).
+    pub middleware: Vec<HttpMiddleware>,
 }
 
 impl RawHttp {
     /// Validates the block.
     pub(crate) fn validate(self) -> Result<HttpConfig, Vec<(&'static str, String)>> {
         let mut problems = Vec::new();
-        if self.middleware.as_ref().is_some_and(|m| !m.is_empty()) {
-            problems.push((
-                "middleware",
-                "iii-http middleware is not supported by this engine yet; refusing to serve routes without it".to_owned(),
-            ));
+        let mut middleware = self.middleware.unwrap_or_default();
+        for m in &middleware {
+            if m.phase != "preHandler" {
+                problems.push((
+                    "middleware",
+                    format!("phase `{}` is not supported (only `preHandler`)", m.phase),
+                ));
+            }
+            if m.function_id.trim().is_empty() {
+                problems.push(("middleware", "function_id must not be empty".to_owned()));
+            }
         }
+        middleware.sort_by_key(|m| m.priority);
         let host = self.host.unwrap_or_else(|| DEFAULT_HOST.to_owned());
         if host.trim().is_empty() {
             problems.push(("host", "must not be empty".to_owned()));
@@ -203,6 +230,7 @@ impl RawHttp {
                 .concurrency_request_limit
                 .unwrap_or(DEFAULT_CONCURRENCY_LIMIT),
             cors: self.cors,
+            middleware,
         })
     }
 }

@@ -107,6 +107,15 @@ pub(super) fn timeout() -> Response {
     resp
 }
 
+/// 422 when the route's condition returned `false`.
+pub(super) fn condition_not_met() -> Response {
+    let e = WireError::ConditionNotMet.body();
+    json_response(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &json!({ "error": { "code": e.code, "message": e.message }, "skipped": true }),
+    )
+}
+
 /// 404 for a path no route matches.
 pub(super) fn not_found() -> Response {
     let e = WireError::RouteNotFound.body();

@@ -28,6 +28,10 @@ pub(crate) struct Route {
     segments: Vec<Segment>,
     pub(crate) function_id: String,
     pub(crate) metadata: Option<Box<RawValue>>,
+    /// Called with the request first; a literal `false` skips the handler (422).
+    pub(crate) condition_function_id: Option<String>,
+    /// This route's own middleware, run after the global ones.
+    pub(crate) middleware_function_ids: Vec<String>,
 }
 
 impl Route {
@@ -71,6 +75,9 @@ impl Route {
 struct HttpTriggerConfig {
     api_path: Option<String>,
     http_method: Option<String>,
+    condition_function_id: Option<String>,
+    #[serde(default)]
+    middleware_function_ids: Vec<String>,
 }
 
 /// Splits a path into segments, ignoring empty ones (`//`, trailing `/`).
@@ -137,6 +144,8 @@ impl RouteTable {
             segments,
             function_id: binding.function_id.clone(),
             metadata: binding.metadata.clone(),
+            condition_function_id: config.condition_function_id.filter(|c| !c.is_empty()),
+            middleware_function_ids: config.middleware_function_ids,
         };
         let _guard = lock(&self.write);
         let current = self.routes.load();

@@ -25,11 +25,12 @@ use tokio_tungstenite::tungstenite::Message;
 use tower_http::cors::{AllowMethods, AllowOrigin, Any, CorsLayer};
 use uuid::Uuid;
 
+use super::pre_handler::{self, Gate};
 use super::request::{RequestParts, channel_ref, request_object};
 use super::response;
 use super::routes::RouteTable;
 use crate::channels::{ChannelTx, DEFAULT_BUFFER, Direction, End, Item};
-use crate::config::{CorsConfig, HttpConfig};
+use crate::config::{CorsConfig, HttpConfig, HttpMiddleware};
 use crate::engine::Engine;
 use crate::router;
 use crate::task::{self, AbortOnDrop};
@@ -52,6 +53,7 @@ struct HttpState {
     routes: Arc<RouteTable>,
     timeout: Duration,
     limit: Arc<Semaphore>,
+    middleware: Vec<HttpMiddleware>,
 }
 
 /// Serves the REST API on `listener` until the task is dropped.
@@ -66,6 +68,7 @@ pub(crate) async fn serve(
         routes,
         timeout: config.default_timeout,
         limit: Arc::new(Semaphore::new(config.concurrency_request_limit)),
+        middleware: config.middleware.clone(),
     });
     let app = Router::new()
         .fallback(handle)
@@ -193,7 +196,7 @@ async fn handle(State(state): State<Arc<HttpState>>, req: Request) -> Response {
             &WireError::ChannelUnavailable.body(),
         );
     };
-    let data = request_object(RequestParts {
+    let request = request_object(RequestParts {
         method: parts.method.as_str(),
         pattern: &route.pattern,
         query: parts.uri.query(),
@@ -202,10 +205,16 @@ async fn handle(State(state): State<Arc<HttpState>>, req: Request) -> Response {
         body: &body,
         request_body: channel_ref(&req_id, &req_key, "read"),
         response: channel_ref(&resp_id, &resp_key, "write"),
-    })
-    .to_string();
+    });
+    let data = request.to_string();
     let feeder = AbortOnDrop(task::spawn(feed_body(body_tx, body)));
 
+    if let Gate::Respond(resp) =
+        pre_handler::run(engine, &state.middleware, &route, &request, &data, deadline).await
+    {
+        return resp;
+    }
+    drop(request);
     let metadata = route.metadata.as_ref().map(|m| m.get());
     let invocation = router::invoke(engine, &route.function_id, &data, metadata, state.timeout);
     tokio::pin!(invocation);
