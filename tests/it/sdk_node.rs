@@ -205,12 +205,7 @@ async fn node_worker_is_listed_with_its_sdk_metadata() {
     let mut node = Driver::node(&engine, "node-listed").await;
     node.register(&[("listed::echo", "echo")]).await;
     let mut raw = RawWorker::connect(&engine).await;
-    let list = raw.call_ok("engine::workers::list", json!({})).await;
-    let row = list["workers"]
-        .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["id"] == json!(node.worker_id)))
-        .unwrap_or_else(|| panic!("node worker {} listed: {list}", node.worker_id))
-        .clone();
+    let row = raw.worker_row(&node.worker_id).await;
     assert_eq!(row["name"], "node-listed", "{row}");
     assert_eq!(row["runtime"], "node", "{row}");
     assert_eq!(row["version"], "0.22.1", "{row}");

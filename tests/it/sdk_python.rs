@@ -91,12 +91,7 @@ async fn python_worker_is_listed_with_its_sdk_metadata() {
     let mut py = Driver::python(&engine, "py-listed").await;
     py.register(&[("listed::py", "echo")]).await;
     let mut raw = RawWorker::connect(&engine).await;
-    let list = raw.call_ok("engine::workers::list", json!({})).await;
-    let row = list["workers"]
-        .as_array()
-        .and_then(|rows| rows.iter().find(|r| r["id"] == json!(py.worker_id)))
-        .unwrap_or_else(|| panic!("python worker {} listed: {list}", py.worker_id))
-        .clone();
+    let row = raw.worker_row(&py.worker_id).await;
     assert_eq!(row["name"], "py-listed", "{row}");
     assert_eq!(row["runtime"], "python", "{row}");
     assert_eq!(row["version"], "0.25.0", "{row}");

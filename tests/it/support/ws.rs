@@ -207,6 +207,17 @@ impl RawWorker {
         frame["result"].clone()
     }
 
+    /// The `engine::workers::list` row of the worker with id `worker_id`, panicking when it is
+    /// not listed.
+    pub(crate) async fn worker_row(&mut self, worker_id: &str) -> Value {
+        let list = self.call_ok("engine::workers::list", json!({})).await;
+        list["workers"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["id"] == worker_id))
+            .unwrap_or_else(|| panic!("worker {worker_id} listed: {list}"))
+            .clone()
+    }
+
     /// Waits for an `invokefunction` addressed to this worker.
     pub(crate) async fn next_invoke(&mut self) -> Value {
         self.recv_matching("invokefunction", |v| v["type"] == "invokefunction")
