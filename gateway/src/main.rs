@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         None => {
             tracing_subscriber::fmt()
                 .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();
             tracing::info!(
                 version = env!("CARGO_PKG_VERSION"),
