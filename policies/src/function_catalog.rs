@@ -18,6 +18,7 @@ pub struct FunctionCatalog {
 
 #[derive(Debug, Clone, Default)]
 struct CatalogEntry {
+    worker: Option<String>,
     metadata: Option<Value>,
 }
 
@@ -54,12 +55,17 @@ impl FunctionCatalog {
         worker_name: Option<&str>,
         metadata: Option<Value>,
     ) {
-        let previous = self
-            .functions
-            .insert(function_id.to_owned(), CatalogEntry { metadata });
-        if previous.is_none()
-            && let Some(worker) = worker_name
+        let entry = CatalogEntry {
+            worker: worker_name.map(str::to_owned),
+            metadata,
+        };
+        if let Some(previous) = self.functions.insert(function_id.to_owned(), entry)
+            && let Some(old_worker) = previous.worker
+            && let Some(ids) = self.by_worker.get_mut(&old_worker)
         {
+            ids.retain(|id| id != function_id);
+        }
+        if let Some(worker) = worker_name {
             self.by_worker
                 .entry(worker.to_owned())
                 .or_default()
@@ -102,6 +108,14 @@ impl FunctionCatalog {
             .and_then(|entry| entry.metadata.as_ref())
     }
 
+    /// The worker that serves a function (`worker_name`), when the catalog knows it.
+    #[must_use]
+    pub fn owner(&self, function_id: &str) -> Option<&str> {
+        self.functions
+            .get(function_id)
+            .and_then(|entry| entry.worker.as_deref())
+    }
+
     /// Whether the function is known.
     #[must_use]
     pub fn contains(&self, function_id: &str) -> bool {
@@ -142,6 +156,8 @@ mod tests {
         assert_eq!(catalog.metadata("a::two"), None);
         assert!(catalog.contains("a::two"));
         assert_eq!(catalog.worker_functions("w1").len(), 2);
+        assert_eq!(catalog.owner("a::one"), Some("w1"));
+        assert_eq!(catalog.owner("nope"), None);
         assert_eq!(catalog.bindings("http"), None);
         catalog.set_bindings_from_registered_triggers(&json!({"registered_triggers": [
             {"trigger_type": "http", "function_id": "a::one"},

@@ -30,10 +30,24 @@ pub const INFRASTRUCTURE_FUNCTIONS: [&str; 10] = [
 /// The function through which a worker declares its namespace (spec §4.4).
 const WORKERS_REGISTER: &str = "engine::workers::register";
 
+/// The namespace of engine-owned ids (built-ins, the carve-out, the discovery functions).
+const ENGINE_PREFIX: &str = "engine::";
+
 /// Whether the id is one of the infrastructure carve-out ids.
 #[must_use]
 pub fn is_infrastructure_function(function_id: &str) -> bool {
     INFRASTRUCTURE_FUNCTIONS.contains(&function_id)
+}
+
+/// Whether a session may ever hold this id as its own (settled decision 4): never an
+/// `engine::*` id, a carve-out id or a discovery id, whatever the session recorded. Such ids
+/// are reached through the other rules only, so registering one never bypasses
+/// `expose_functions`.
+#[must_use]
+pub fn is_ownable_function(function_id: &str) -> bool {
+    !function_id.starts_with(ENGINE_PREFIX)
+        && !is_infrastructure_function(function_id)
+        && DiscoveryFunction::from_id(function_id).is_none()
 }
 
 impl ListenerPolicy {
@@ -61,7 +75,10 @@ impl ListenerPolicy {
         if session.forbids(function_id) {
             return Decision::Deny(Denial::new(DenyReason::Forbidden, function_id));
         }
-        if self.config().allow_self_invoke && session.owns_function(function_id) {
+        if self.config().allow_self_invoke
+            && is_ownable_function(function_id)
+            && session.owns_function(function_id)
+        {
             return Decision::Allow(Grant::Own);
         }
         if session.allows_exactly(function_id) {
@@ -221,6 +238,38 @@ mod tests {
             p.decide_invoke(&s, "mine::fn", None)
                 .enforced_denial()
                 .is_some()
+        );
+    }
+
+    #[test]
+    fn recording_an_engine_id_never_grants_it_as_own() {
+        let p = policy("rbac: { expose_functions: [] }");
+        let mut s = Session::permissive();
+        for id in [
+            "engine::functions::list",
+            "engine::registered-triggers::info",
+            "engine::custom::thing",
+            "engine::register_trigger",
+        ] {
+            s.record_function(id);
+            let decision = p.decide_invoke(&s, id, None);
+            assert_eq!(
+                decision.enforced_denial().map(|d| d.reason()),
+                Some(DenyReason::NotExposed),
+                "{id}"
+            );
+            assert!(!p.decide_trigger_target(&s, id, None).is_allowed(), "{id}");
+        }
+        s.record_function("engine::log::info");
+        assert_eq!(
+            p.decide_invoke(&s, "engine::log::info", None),
+            Decision::Allow(Grant::Infrastructure),
+            "the carve-out still answers for itself"
+        );
+        s.record_function("mine::fn");
+        assert_eq!(
+            p.decide_invoke(&s, "mine::fn", None),
+            Decision::Allow(Grant::Own)
         );
     }
 

@@ -47,7 +47,9 @@ pub use error::{Error, Side};
 pub use expose_filter::{DEFAULT_NAMESPACE, FunctionFilter, MetadataCondition, MetadataFilter};
 pub use function_catalog::FunctionCatalog;
 pub use gateway_listeners::GatewayListeners;
-pub use invoke_access::{INFRASTRUCTURE_FUNCTIONS, is_infrastructure_function};
+pub use invoke_access::{
+    INFRASTRUCTURE_FUNCTIONS, is_infrastructure_function, is_ownable_function,
+};
 pub use listener_config::{
     BuiltinAuthConfig, ChannelsConfig, DEFAULT_AUTH_TIMEOUT_MS, DEFAULT_HANDSHAKE_TIMEOUT_MS,
     DEFAULT_HOST, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT, LimitsConfig, ListenerConfig,

@@ -8,8 +8,10 @@ use serde_json::Value;
 
 use crate::auth_result::{AuthError, AuthResult};
 use crate::expose_filter::DEFAULT_NAMESPACE;
+use crate::function_catalog::FunctionCatalog;
 use crate::id_matcher::IdMatcher;
 use crate::id_set::IdSet;
+use crate::invoke_access::is_ownable_function;
 use crate::wildcard::unwrap_match;
 
 /// One connection's access boundaries. Owned by the connection; the own-id sets change as the
@@ -131,9 +133,41 @@ impl Session {
             .is_none_or(|types| types.contains(trigger_type))
     }
 
-    /// Records a function the session registered, by its stored (prefixed) id.
+    /// Records a function the session registered, by its stored (prefixed) id. Recorded ids
+    /// are reachable through the own-id exemption (settled decision 4), so the caller must
+    /// record an id only after **both** hold:
+    ///
+    /// - the engine accepted the registration (its reply, not the client's frame), and
+    /// - the engine did not already have that id owned by another worker: check the engine's
+    ///   catalog, e.g. with [`Session::may_record_function`]. Otherwise a session could
+    ///   "register" `billing::charge`, which another worker serves, and then call it past
+    ///   `expose_functions`.
+    ///
+    /// `engine::*` ids, the carve-out and the discovery ids never get the own grant, recorded
+    /// or not.
     pub fn record_function(&mut self, stored_id: impl Into<String>) {
         self.own_functions.insert(stored_id.into());
+    }
+
+    /// Whether the caller may record `stored_id` as this session's own once the engine has
+    /// accepted the registration: the id is ownable (not `engine::*`, the carve-out or a
+    /// discovery id), and the engine's catalog does not list it, or lists it as served by
+    /// `own_worker` (this session's worker name). An id the catalog lists without an owner is
+    /// not recorded: whose it is cannot be told.
+    #[must_use]
+    pub fn may_record_function(
+        &self,
+        stored_id: &str,
+        own_worker: &str,
+        catalog: &FunctionCatalog,
+    ) -> bool {
+        if !is_ownable_function(stored_id) {
+            return false;
+        }
+        if !catalog.contains(stored_id) {
+            return true;
+        }
+        catalog.owner(stored_id) == Some(own_worker)
     }
 
     /// Forgets a function the session unregistered, by its stored (prefixed) id.
@@ -168,6 +202,7 @@ impl Session {
 mod tests {
     use super::Session;
     use crate::auth_result::AuthResult;
+    use crate::function_catalog::FunctionCatalog;
     use serde_json::json;
 
     fn session(auth: serde_json::Value) -> Session {
@@ -224,6 +259,21 @@ mod tests {
         let s = session(json!({"allowed_trigger_types": ["http"]}));
         assert!(s.may_use_trigger_type("http"));
         assert!(!s.may_use_trigger_type("cron"));
+    }
+
+    #[test]
+    fn an_id_another_worker_serves_may_not_be_recorded_as_own() {
+        let mut catalog = FunctionCatalog::new();
+        catalog.insert_function("billing::charge", Some("billing"), None);
+        catalog.insert_function("mine::fn", Some("me"), None);
+        catalog.insert_function("orphan::fn", None, None);
+        let s = Session::permissive();
+        assert!(!s.may_record_function("billing::charge", "me", &catalog));
+        assert!(s.may_record_function("mine::fn", "me", &catalog));
+        assert!(s.may_record_function("new::fn", "me", &catalog));
+        assert!(!s.may_record_function("orphan::fn", "me", &catalog));
+        assert!(!s.may_record_function("engine::functions::list", "me", &catalog));
+        assert!(!s.may_record_function("engine::custom", "me", &catalog));
     }
 
     #[test]
