@@ -90,13 +90,23 @@ impl ListenerPolicy {
         &self.config
     }
 
-    /// Whether connections must pass the auth function (`rbac.auth_function_id` is set).
+    /// `rbac.auth_function_id`: the function called once per upgrade, if any. Built-in
+    /// `auth:` may require authentication without it; ask [`ListenerPolicy::requires_auth`]
+    /// whether a connection with no auth result may get a permissive session.
     #[must_use]
     pub fn auth_function_id(&self) -> Option<&str> {
         self.config
             .rbac
             .as_ref()
             .and_then(|rbac| rbac.auth_function_id.as_deref())
+    }
+
+    /// Whether a connection must authenticate: `rbac.auth_function_id` or a built-in `auth:`
+    /// block (JWT / API keys) is set. When true, a connection without an auth result gets
+    /// `AUTH_ERROR` (settled decisions 3 and 12), never a permissive session.
+    #[must_use]
+    pub fn requires_auth(&self) -> bool {
+        self.auth_function_id().is_some() || self.config.auth.is_some()
     }
 
     /// Whether a decision may need the target's registered metadata (some expose filter is a
@@ -198,5 +208,12 @@ mod tests {
         assert_eq!(session.context(), &json!({"tenant": "t1"}));
         assert!(p.session_from_auth(json!(null)).is_err());
         assert_eq!(policy("{}").unwrap().auth_function_id(), None);
+        assert!(p.requires_auth());
+        assert!(!policy("{}").unwrap().requires_auth());
+        assert!(
+            policy("auth: { jwt: { secret: s } }")
+                .unwrap()
+                .requires_auth()
+        );
     }
 }

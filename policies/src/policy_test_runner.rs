@@ -259,7 +259,7 @@ impl PolicyTestFile {
 fn session_for(policy: &ListenerPolicy, case: &TestCase) -> Result<Session, AuthError> {
     match &case.auth {
         Some(auth) => policy.session_from_auth(auth.clone()),
-        None if policy.auth_function_id().is_some() => Err(AuthError::NoResult),
+        None if policy.requires_auth() => Err(AuthError::NoResult),
         None => Ok(policy.permissive_session()),
     }
 }

@@ -242,3 +242,20 @@ fn reference_problems_are_file_errors() {
         Err(PolicyTestError::Listener(_))
     ));
 }
+
+#[test]
+fn built_in_auth_makes_unauthenticated_cases_auth_errors() {
+    for auth in ["{ jwt: { secret: s } }", "{ api_keys: { keys: [k] } }"] {
+        let file = format!(
+            "listener: {{ auth: {auth}, rbac: {{ expose_functions: ['match(\"api::*\")'] }} }}\n\
+             cases:\n  - name: no credentials\n    unauthenticated: true\n    invoke: api::x\n    \
+             expect: {{ deny: AUTH_ERROR }}\n"
+        );
+        let results = PolicyTestFile::parse(&file).unwrap().run(None).unwrap();
+        assert_eq!(
+            outcomes(&results),
+            [("no credentials", CaseOutcome::Pass)],
+            "{auth}: {results:#?}"
+        );
+    }
+}
