@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 use crate::builtins;
@@ -28,6 +28,8 @@ pub(crate) struct Engine {
     pub(crate) http: Option<Arc<RouteTable>>,
     /// Signalled whenever the function set changes (`engine::functions-available`).
     pub(crate) functions_changed: Notify,
+    /// Turns `true` when the engine shuts down: listeners stop accepting.
+    pub(crate) shutdown: watch::Sender<bool>,
 }
 
 impl Engine {
@@ -42,6 +44,7 @@ impl Engine {
             channels: Arc::default(),
             http: with_http.then(|| Arc::new(RouteTable::default())),
             functions_changed: Notify::new(),
+            shutdown: watch::Sender::new(false),
         };
         builtins::register_all(&engine);
         engine.trigger_types.insert(
@@ -65,6 +68,21 @@ impl Engine {
             );
         }
         Arc::new(engine)
+    }
+}
+
+/// Resolves once the engine is shutting down (never, if the engine is dropped first).
+///
+/// # Cancel safety
+/// Cancel-safe: it only waits on the watch.
+pub(crate) async fn shutting_down(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 

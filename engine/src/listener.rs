@@ -17,7 +17,7 @@ use tokio_tungstenite::{WebSocketStream, accept_hdr_async_with_config};
 use tracing::Instrument;
 
 use crate::channels::{self, Direction, End};
-use crate::engine::Engine;
+use crate::engine::{Engine, shutting_down};
 use crate::worker_conn;
 
 /// Largest message accepted (fragments reassembled); larger ones close the socket with 1009.
@@ -56,8 +56,10 @@ pub(crate) async fn accept_loop(
     handshake_timeout: Duration,
 ) {
     let mut conns = JoinSet::new();
+    let mut shutdown = engine.shutdown.subscribe();
     loop {
         tokio::select! {
+            () = shutting_down(&mut shutdown) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
@@ -72,6 +74,9 @@ pub(crate) async fn accept_loop(
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
+    // Shutting down: no new connections; the open ones end when the engine closes them.
+    drop(listener);
+    while conns.join_next().await.is_some() {}
 }
 
 fn not_found() -> ErrorResponse {

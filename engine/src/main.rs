@@ -6,6 +6,10 @@ use anyhow::Context as _;
 use clap::Parser;
 use iii_engine::config::{self, EMBEDDED_DEFAULT};
 
+/// On SIGTERM / Ctrl-C, calls in flight get this long to deliver their results before workers
+/// are closed (container runtimes usually wait 10 s before killing).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// An engine that speaks the iii worker protocol.
 #[derive(Debug, Parser)]
 #[command(name = "iii-engine", version, about)]
@@ -63,8 +67,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
         tracing::info!(target: "ready", "{line}");
         shutdown_signal().await;
-        tracing::info!("shutting down");
-        drop(running);
+        tracing::info!("shutting down: calls in flight get {SHUTDOWN_GRACE:?} to finish");
+        running.shutdown(SHUTDOWN_GRACE).await;
         Ok(())
     })
 }

@@ -3,8 +3,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 
 use crate::config::EngineConfig;
 use crate::engine::Engine;
@@ -28,18 +30,57 @@ pub enum StartError {
     },
 }
 
-/// A running engine. Dropping it stops every listener and background task.
+/// A running engine. Dropping it stops every listener and background task at once;
+/// [`RunningEngine::shutdown`] stops it gracefully.
 #[derive(Debug)]
 pub struct RunningEngine {
     addrs: Vec<(String, SocketAddr)>,
-    _tasks: Vec<AbortOnDrop<()>>,
-    _engine: Arc<Engine>,
+    /// Accept loops; each owns its connections and ends once they have.
+    listeners: Vec<AbortOnDrop<()>>,
+    /// Sweepers and event debouncers: they never end by themselves.
+    _background: Vec<AbortOnDrop<()>>,
+    engine: Arc<Engine>,
 }
+
+/// How often a shutdown checks whether calls in flight have finished.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+/// How long connections get to close once the engine has told them to.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 impl RunningEngine {
     /// Bound addresses keyed as in the ready file (`worker`, `worker:1`, …, `http`).
     pub fn addrs(&self) -> &[(String, SocketAddr)] {
         &self.addrs
+    }
+
+    /// Stops gracefully: listeners stop accepting, calls in flight get up to `grace` to
+    /// deliver their results, then every worker is closed with 1001 (going away) and the
+    /// REST API finishes the requests it is serving.
+    pub async fn shutdown(mut self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        self.engine.shutdown.send_replace(true);
+        while !self.engine.pending.is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+        let left = self.engine.pending.len();
+        if left > 0 {
+            tracing::warn!(
+                invocations = left,
+                "shutdown grace over with calls still in flight"
+            );
+        }
+        for worker in self.engine.workers.iter() {
+            worker.go_away();
+        }
+        let listeners = std::mem::take(&mut self.listeners);
+        let all_closed = async {
+            for mut l in listeners {
+                let _ = (&mut l.0).await;
+            }
+        };
+        if tokio::time::timeout(CLOSE_WAIT, all_closed).await.is_err() {
+            tracing::debug!("connections still open after the close wait; dropped");
+        }
     }
 }
 
@@ -68,7 +109,7 @@ async fn bind(
 /// Binds and starts everything `config` lists. Must run inside a tokio runtime.
 pub async fn start(config: &EngineConfig) -> Result<RunningEngine, StartError> {
     let engine = Engine::new(config.http.is_some());
-    let mut tasks = Vec::new();
+    let mut listeners = Vec::new();
     let mut addrs = Vec::new();
     for (i, l) in config.worker_listeners.iter().enumerate() {
         let (tcp, addr) = bind("the worker listener (iii-worker-manager)", &l.host, l.port).await?;
@@ -78,7 +119,7 @@ pub async fn start(config: &EngineConfig) -> Result<RunningEngine, StartError> {
             format!("worker:{i}")
         };
         addrs.push((key, addr));
-        tasks.push(AbortOnDrop(task::spawn(listener::accept_loop(
+        listeners.push(AbortOnDrop(task::spawn(listener::accept_loop(
             engine.clone(),
             tcp,
             l.handshake_timeout,
@@ -87,18 +128,21 @@ pub async fn start(config: &EngineConfig) -> Result<RunningEngine, StartError> {
     if let (Some(h), Some(routes)) = (&config.http, &engine.http) {
         let (tcp, addr) = bind("the REST API (iii-http)", &h.host, h.port).await?;
         addrs.push(("http".to_owned(), addr));
-        tasks.push(AbortOnDrop(task::spawn(http::serve(
+        listeners.push(AbortOnDrop(task::spawn(http::serve(
             engine.clone(),
             routes.clone(),
             h.clone(),
             tcp,
         ))));
     }
-    tasks.push(engine.channels.start_sweeper());
-    tasks.push(events::start_functions_watch(&engine));
+    let background = vec![
+        engine.channels.start_sweeper(),
+        events::start_functions_watch(&engine),
+    ];
     Ok(RunningEngine {
         addrs,
-        _tasks: tasks,
-        _engine: engine,
+        listeners,
+        _background: background,
+        engine,
     })
 }

@@ -99,6 +99,9 @@ where
     loop {
         let msg = tokio::select! {
             () = worker.kick.notified() => {
+                if worker.is_going_away() {
+                    return Some(CloseFrame { code: CloseCode::Away, reason: "engine shutting down".into() });
+                }
                 return Some(CloseFrame { code: CloseCode::Policy, reason: "connection replaced or not reading".into() });
             }
             _ = idle_check.tick() => {

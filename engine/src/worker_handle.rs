@@ -85,6 +85,8 @@ pub(crate) struct WorkerHandle {
     pub(crate) kick: Notify,
     /// Set once the worker is stalled or leaving: frames for it are refused at once.
     closed: AtomicBool,
+    /// Set when the engine shuts down: the next kick closes with 1001 (going away).
+    going_away: AtomicBool,
 }
 
 impl WorkerHandle {
@@ -105,6 +107,7 @@ impl WorkerHandle {
             inflight: Mutex::new(Some(HashSet::new())),
             kick: Notify::new(),
             closed: AtomicBool::new(false),
+            going_away: AtomicBool::new(false),
         }
     }
 
@@ -169,6 +172,17 @@ impl WorkerHandle {
         self.mark_closed();
         self.kick.notify_one();
         SendError::Stalled
+    }
+
+    /// Closes the connection because the engine is shutting down.
+    pub(crate) fn go_away(&self) {
+        self.going_away.store(true, Ordering::Release);
+        self.kick.notify_one();
+    }
+
+    /// Whether the engine asked this connection to close because it is shutting down.
+    pub(crate) fn is_going_away(&self) -> bool {
+        self.going_away.load(Ordering::Acquire)
     }
 
     /// Refuses every later frame (the worker is stalled or leaving).

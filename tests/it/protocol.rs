@@ -538,3 +538,34 @@ async fn unregisterfunction_removes_only_the_senders_own_function() {
     a.answer(&invoke, json!("mine")).await;
     assert_eq!(b.result_of(&id).await["result"], "mine");
 }
+
+#[tokio::test]
+async fn sigterm_lets_calls_in_flight_deliver_their_results_then_closes_workers_with_1001() {
+    let mut engine = Engine::start().await;
+    let mut owner = RawWorker::connect(&engine).await;
+    owner.register_function("slow::fn").await;
+    owner.sync().await;
+    let mut caller = RawWorker::connect(&engine).await;
+    let id = caller.invoke("slow::fn", json!({"n": 1})).await;
+    let invoke = owner.next_invoke().await;
+
+    engine.terminate();
+    // The owner answers after the engine was told to stop: the result still arrives.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    owner.answer(&invoke, json!({"done": true})).await;
+    let result = caller.result_of(&id).await;
+    assert_eq!(result["result"], json!({"done": true}), "{result}");
+
+    // Then every worker is told the engine is going away, and the engine exits cleanly.
+    let close = loop {
+        match next_within(&mut caller.ws, STEP).await {
+            Some(Incoming::Close(frame)) => break frame,
+            Some(Incoming::Gone(why)) => panic!("connection dropped without a close frame: {why}"),
+            Some(_) => {}
+            None => panic!("no close frame within {STEP:?}"),
+        }
+    };
+    assert_eq!(close.map(|c| u16::from(c.code)), Some(1001));
+    let status = engine.exit_status(STEP).await;
+    assert!(status.success(), "{status}\n{}", engine.stderr());
+}

@@ -31,7 +31,7 @@ use super::response;
 use super::routes::RouteTable;
 use crate::channels::{ChannelTx, DEFAULT_BUFFER, Direction, End, Item};
 use crate::config::{CorsConfig, HttpConfig, HttpMiddleware};
-use crate::engine::Engine;
+use crate::engine::{Engine, shutting_down};
 use crate::router;
 use crate::task::{self, AbortOnDrop};
 use crate::wire_error::WireError;
@@ -63,6 +63,7 @@ pub(crate) async fn serve(
     config: HttpConfig,
     listener: TcpListener,
 ) {
+    let engine_shutdown = engine.shutdown.subscribe();
     let state = Arc::new(HttpState {
         engine,
         routes,
@@ -75,9 +76,11 @@ pub(crate) async fn serve(
         .with_state(state)
         .layer(cors(config.cors.as_ref()));
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut shutdown = engine_shutdown.clone();
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
+            () = shutting_down(&mut shutdown) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let Ok(slot) = slots.clone().try_acquire_owned() else {
@@ -86,12 +89,22 @@ pub(crate) async fn serve(
                     };
                     let _ = stream.set_nodelay(true);
                     let service = TowerToHyperService::new(app.clone());
+                    let mut shutdown = engine_shutdown.clone();
                     conns.spawn(async move {
                         let conn = http1::Builder::new()
                             .timer(TokioTimer::new())
                             .header_read_timeout(HEADER_READ_TIMEOUT)
                             .serve_connection(TokioIo::new(stream), service);
-                        if let Err(e) = conn.await {
+                        tokio::pin!(conn);
+                        let done = tokio::select! {
+                            done = conn.as_mut() => done,
+                            () = shutting_down(&mut shutdown) => {
+                                // Finish the request in progress, then close.
+                                conn.as_mut().graceful_shutdown();
+                                conn.await
+                            }
+                        };
+                        if let Err(e) = done {
                             tracing::debug!(client.addr = %peer, error = %e, "REST API connection ended with an error");
                         }
                         drop(slot);
@@ -105,6 +118,8 @@ pub(crate) async fn serve(
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
+    drop(listener);
+    while conns.join_next().await.is_some() {}
 }
 
 fn cors(config: Option<&CorsConfig>) -> CorsLayer {

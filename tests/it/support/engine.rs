@@ -202,6 +202,26 @@ impl Engine {
             + &std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
     }
 
+    /// Sends SIGTERM, as a service manager does to stop the engine.
+    pub(crate) fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {} failed", self.pid);
+    }
+
+    /// Waits (at most `limit`) for the engine to exit and returns its status.
+    pub(crate) async fn exit_status(&mut self, limit: Duration) -> std::process::ExitStatus {
+        match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(status) => status.expect("wait for iii-engine"),
+            Err(_) => panic!(
+                "iii-engine did not exit within {limit:?}\n{}",
+                self.stderr()
+            ),
+        }
+    }
+
     /// Panics (with the engine's output) if the engine has exited.
     pub(crate) fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
