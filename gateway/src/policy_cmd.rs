@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
-use policies::{CaseOutcome, CaseResult, PolicyTestFile};
+use policies::{CaseOutcome, CaseResult, PolicyTestFile, UnsetVariable, expand_env};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -48,8 +48,22 @@ enum FileError {
     Read { path: PathBuf, source: io::Error },
     #[error("cannot list {path}: {source}")]
     List { path: PathBuf, source: io::Error },
+    #[error("{}", unset_variables(path, errors))]
+    Env {
+        path: PathBuf,
+        errors: Vec<UnsetVariable>,
+    },
     #[error(transparent)]
     Policy(#[from] policies::PolicyTestError),
+}
+
+/// `path:line:col: problem` for each unset variable, joined with `; `.
+fn unset_variables(path: &Path, errors: &[UnsetVariable]) -> String {
+    errors
+        .iter()
+        .map(|error| format!("{}:{error}", path.display()))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// One test file's results.
@@ -168,7 +182,16 @@ fn run_cases(path: &Path) -> Result<Vec<CaseResult>, FileError> {
     let referenced = match file.config_reference() {
         Some(config) => {
             let base = path.parent().unwrap_or_else(|| Path::new("."));
-            Some(read(&base.join(config))?)
+            let config_path = base.join(config);
+            let text = read(&config_path)?;
+            let expanded = expand_env(&text, env!("CARGO_PKG_VERSION"), |name| {
+                std::env::var(name).ok()
+            })
+            .map_err(|errors| FileError::Env {
+                path: config_path,
+                errors,
+            })?;
+            Some(expanded)
         }
         None => None,
     };

@@ -93,3 +93,34 @@ fn a_path_that_cannot_be_read_is_an_error_and_fails_the_run() {
         "{stdout}"
     );
 }
+
+#[test]
+fn variables_in_the_referenced_gateway_config_are_expanded() {
+    let output = Command::new(env!("CARGO_BIN_EXE_iii-gateway"))
+        .args(["policy", "test", &path("tests/fixtures/policy_env")])
+        .env("POLICY_ENV_LISTENER", "from-env")
+        .env_remove("POLICY_ENV_EXPOSED")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("the exposed prefix comes from the environment: PASS"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_unset_variable_in_the_referenced_config_is_named_with_its_position() {
+    let output = Command::new(env!("CARGO_BIN_EXE_iii-gateway"))
+        .args(["policy", "test", &path("tests/fixtures/policy_env")])
+        .env_remove("POLICY_ENV_LISTENER")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("gateway.yaml:3:11: environment variable `POLICY_ENV_LISTENER` is not set"),
+        "{stdout}"
+    );
+}

@@ -2,7 +2,7 @@
 //! top-level keys of the ARCHITECTURE config shape (`engine`, `tls`, `edge`, `admin`,
 //! `telemetry`) are accepted and skipped; any other key is an error.
 //!
-//! Reading the file and expanding `${VAR}` belong to the gateway.
+//! Reading the file is the gateway's; it expands `${VAR}` with [`crate::expand_env`] first.
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;

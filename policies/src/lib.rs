@@ -9,6 +9,7 @@
 //! - `ListenerPolicy::decide_*` return a [`Decision`]: allowed (and why), denied with the exact
 //!   iii code and message, or — in shadow mode — allowed but reported.
 //! - [`ListenerPolicy::filter_discovery`] rewrites discovery results for a session.
+//! - [`expand_env`] expands `${VAR}` / `${VAR:default}` in config text before parsing.
 //! - [`PolicyTestFile`] runs an operator's `*_test.yaml` cases against a listener block.
 #![deny(clippy::indexing_slicing)]
 
@@ -18,6 +19,7 @@ mod auth_result;
 mod config_error;
 mod decision;
 mod discovery_filter;
+mod env_expand;
 mod error;
 mod expose_filter;
 mod expose_matcher;
@@ -43,6 +45,7 @@ pub use auth_result::{AuthError, AuthResult};
 pub use config_error::ConfigError;
 pub use decision::{Decision, Denial, DenyReason, Grant};
 pub use discovery_filter::{DiscoveryFunction, DiscoveryReply};
+pub use env_expand::{ENGINE_VERSION_DEFAULT, UnsetVariable, expand_env};
 pub use error::{Error, Side};
 pub use expose_filter::{DEFAULT_NAMESPACE, FunctionFilter, MetadataCondition, MetadataFilter};
 pub use function_catalog::FunctionCatalog;

@@ -1,10 +1,8 @@
 //! `${NAME}` / `${NAME:default}` expansion on the raw config text, before YAML parsing, as iii
-//! does. An unset variable without a default is an error naming it and its line.
+//! does: `policies::expand_env` with this engine's version and its errors as engine
+//! [`ConfigError`]s naming the file, the variable and its line.
 
 use super::error::ConfigError;
-
-/// iii's special default: `${VAR:__III_ENGINE_VERSION__}` falls back to the engine version.
-const ENGINE_VERSION_DEFAULT: &str = "__III_ENGINE_VERSION__";
 
 /// Expands every `${…}` in `text`, looking variables up with `lookup`. All unset variables are
 /// reported, not just the first.
@@ -13,65 +11,15 @@ pub(crate) fn expand(
     file: &str,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<String, Vec<ConfigError>> {
-    let mut out = String::with_capacity(text.len());
-    let mut errors = Vec::new();
-    let mut rest = text;
-    let mut consumed = 0usize;
-    while let Some(start) = rest.find("${") {
-        let (before, tail) = rest.split_at(start);
-        out.push_str(before);
-        let Some(end) = tail.find('}') else {
-            out.push_str(tail);
-            rest = "";
-            break;
-        };
-        let inner = tail.get(2..end).unwrap_or_default();
-        let (name, default) = match inner.split_once(':') {
-            Some((n, d)) => (n, Some(d)),
-            None => (inner, None),
-        };
-        let whole = tail.get(..=end).unwrap_or_default();
-        if !is_var_name(name) {
-            // Not an expansion iii would make: keep the text as written.
-            out.push_str(whole);
-        } else {
-            match (lookup(name), default) {
-                (Some(value), _) => out.push_str(&value),
-                (None, Some(ENGINE_VERSION_DEFAULT)) => out.push_str(env!("CARGO_PKG_VERSION")),
-                (None, Some(d)) => out.push_str(d),
-                (None, None) => {
-                    let offset = consumed + start;
-                    let line = text
-                        .get(..offset)
-                        .map_or(1, |t| t.matches('\n').count() + 1);
-                    let col = text
-                        .get(..offset)
-                        .map_or(1, |t| t.len() - t.rfind('\n').map_or(0, |p| p + 1) + 1);
-                    errors.push(
-                        ConfigError::new(
-                            file,
-                            "",
-                            format!("environment variable `{name}` is not set and `${{{name}}}` has no default (write `${{{name}:default}}`)"),
-                        )
-                        .at(Some((line, col))),
-                    );
-                }
-            }
-        }
-        let advance = start + end + 1;
-        consumed += advance;
-        rest = rest.get(advance..).unwrap_or_default();
-    }
-    out.push_str(rest);
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
-}
-
-fn is_var_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    policies::expand_env(text, env!("CARGO_PKG_VERSION"), lookup).map_err(|unset| {
+        unset
+            .iter()
+            .map(|variable| {
+                ConfigError::new(file, "", variable.problem())
+                    .at(Some((variable.line, variable.column)))
+            })
+            .collect()
+    })
 }
 
 #[cfg(test)]
