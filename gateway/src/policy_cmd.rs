@@ -85,6 +85,19 @@ struct Report {
 pub(crate) fn run(command: &PolicyCommand) -> ExitCode {
     let PolicyCommand::Test(args) = command;
     let report = test(args);
+    if report.files.is_empty() {
+        // Like `opa test`: finding nothing to test is a failure, not a pass.
+        let paths = roots(args)
+            .iter()
+            .map(|root| root.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            io::stderr().lock(),
+            "no *{TEST_SUFFIX} files found under {paths}"
+        );
+        return ExitCode::FAILURE;
+    }
     let printed = match args.format {
         Format::Text => print_text(&report),
         Format::Json => print_json(&report),
@@ -96,14 +109,18 @@ pub(crate) fn run(command: &PolicyCommand) -> ExitCode {
     }
 }
 
-fn test(args: &TestArgs) -> Report {
-    let roots = if args.paths.is_empty() {
+/// The paths to search: the arguments, or the current directory.
+fn roots(args: &TestArgs) -> Vec<PathBuf> {
+    if args.paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
         args.paths.clone()
-    };
+    }
+}
+
+fn test(args: &TestArgs) -> Report {
     let mut files = Vec::new();
-    for root in &roots {
+    for root in &roots(args) {
         match find_tests(root) {
             Ok(found) => files.extend(found.into_iter().map(|path| run_file(&path))),
             Err(error) => files.push(FileReport {
@@ -129,8 +146,9 @@ fn test(args: &TestArgs) -> Report {
     }
 }
 
-/// `root` itself when it is a file (whatever its name), else every `*_test.yaml` below it,
-/// sorted.
+/// `root` itself when it is a file (whatever its name, and even through a symlink), else every
+/// `*_test.yaml` below it, sorted. Below `root`, symlinked directories are not descended (so a
+/// link loop cannot recurse); symlinked files are tested like files.
 fn find_tests(root: &Path) -> Result<Vec<PathBuf>, FileError> {
     if !root.is_dir() {
         return Ok(vec![root.to_path_buf()]);
@@ -138,30 +156,30 @@ fn find_tests(root: &Path) -> Result<Vec<PathBuf>, FileError> {
     let mut found = Vec::new();
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
-        let entries = fs::read_dir(&dir).map_err(|source| FileError::List {
+        let list_error = |source| FileError::List {
             path: dir.clone(),
             source,
-        })?;
-        for entry in entries {
-            let path = entry
-                .map_err(|source| FileError::List {
-                    path: dir.clone(),
-                    source,
-                })?
-                .path();
-            if path.is_dir() {
+        };
+        for entry in fs::read_dir(&dir).map_err(list_error)? {
+            let entry = entry.map_err(list_error)?;
+            // `DirEntry::file_type` does not follow symlinks.
+            let file_type = entry.file_type().map_err(list_error)?;
+            let path = entry.path();
+            if file_type.is_dir() {
                 pending.push(path);
-            } else if path
-                .file_name()
-                .and_then(|name| name.to_str())
-                .is_some_and(|name| name.ends_with(TEST_SUFFIX))
-            {
+            } else if is_test_file(&path) && (file_type.is_file() || path.is_file()) {
                 found.push(path);
             }
         }
     }
     found.sort();
     Ok(found)
+}
+
+fn is_test_file(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.ends_with(TEST_SUFFIX))
 }
 
 fn run_file(path: &Path) -> FileReport {

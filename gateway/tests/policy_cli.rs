@@ -124,3 +124,52 @@ fn an_unset_variable_in_the_referenced_config_is_named_with_its_position() {
         "{stdout}"
     );
 }
+
+/// A fresh, empty directory for one test under cargo's per-target temp dir.
+#[allow(
+    clippy::unwrap_used,
+    reason = "test support: a directory that cannot be made fails the test"
+)]
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_loop_is_not_followed() {
+    let dir = scratch_dir("policy_symlink_loop");
+    std::fs::write(
+        dir.join("open_test.yaml"),
+        "listener: {}\ncases:\n  - { name: open, invoke: a::b, expect: allow }\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&dir, dir.join("loop")).unwrap();
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    std::os::unix::fs::symlink("..", dir.join("sub").join("up")).unwrap();
+    let output = gateway(&["policy", "test", &dir.display().to_string()]);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.trim_end().ends_with("1 passed, 0 failed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn finding_no_test_files_fails_and_says_where_it_looked() {
+    let dir = scratch_dir("policy_no_tests");
+    std::fs::write(dir.join("gateway.yaml"), "listeners: []\n").unwrap();
+    let output = gateway(&["policy", "test", &dir.display().to_string()]);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "no *_test.yaml files found under {}",
+            dir.display()
+        )),
+        "{stderr}"
+    );
+}
