@@ -65,8 +65,12 @@ pub enum DenyReason {
     TriggerNotOwned,
     /// `engine::workers::register` declaring a namespace the session was not given.
     NamespaceNotAllowed,
-    /// `engine::workers::info` for a worker with no function the session may see.
+    /// `engine::workers::info` for a worker with no function the session may see, or none
+    /// at all (the two answer alike).
     WorkerNotFound,
+    /// `engine::registered-triggers::info` for a trigger bound to a function the session may
+    /// not see, or for no trigger at all (the two answer alike; the bound id is not named).
+    TriggerHidden,
 }
 
 impl DenyReason {
@@ -74,7 +78,10 @@ impl DenyReason {
     #[must_use]
     pub const fn code(self) -> WireCode {
         match self {
-            Self::NotExposed | Self::Forbidden | Self::NamespaceNotAllowed => WireCode::Forbidden,
+            Self::NotExposed
+            | Self::Forbidden
+            | Self::NamespaceNotAllowed
+            | Self::TriggerHidden => WireCode::Forbidden,
             Self::TargetNotExposed
             | Self::TargetForbidden
             | Self::FunctionRegistrationNotAllowed
@@ -182,6 +189,10 @@ impl fmt::Display for Denial<'_> {
                 self.permitted.as_deref().unwrap_or_default()
             ),
             DenyReason::WorkerNotFound => f.write_str("worker not found"),
+            DenyReason::TriggerHidden => write!(
+                f,
+                "trigger '{subject}' not allowed (add its function to rbac.expose_functions)"
+            ),
         }
     }
 }
@@ -286,6 +297,11 @@ mod tests {
                 DenyReason::WorkerNotFound,
                 "worker not found",
                 WireCode::NotFound,
+            ),
+            (
+                DenyReason::TriggerHidden,
+                "trigger 'a::b' not allowed (add its function to rbac.expose_functions)",
+                WireCode::Forbidden,
             ),
         ];
         for (reason, message, code) in cases {

@@ -5,8 +5,9 @@
 //!
 //! Order for the caller: gate the discovery id itself with
 //! [`ListenerPolicy::decide_invoke`], then [`ListenerPolicy::decide_discovery_request`], then
-//! forward, then [`ListenerPolicy::filter_discovery`] on the engine's successful `result`
-//! (engine error results pass through). Keeping the catalog fresh is the caller's job.
+//! forward, then [`ListenerPolicy::filter_discovery`] on the engine's successful `result`, or
+//! [`ListenerPolicy::discovery_error`] on its error (most pass through; a not-found that would
+//! tell hidden from missing is replaced). Keeping the catalog fresh is the caller's job.
 
 use serde_json::{Map, Value};
 
@@ -14,6 +15,7 @@ use crate::decision::{Decision, Denial, DenyReason, Grant};
 use crate::function_catalog::FunctionCatalog;
 use crate::listener_policy::ListenerPolicy;
 use crate::session::Session;
+use crate::wire_error::WireCode;
 
 /// The discovery functions whose results are filtered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -114,6 +116,44 @@ impl ListenerPolicy {
                 .access(session, function_id, catalog.metadata(function_id))
                 .shadowed(self.is_shadow()),
             _ => Decision::Allow(Grant::Permitted),
+        }
+    }
+
+    /// The engine answered a discovery call with an error (`code`, e.g. `NOT_FOUND`): the
+    /// denial to answer with instead, or `None` to pass the engine's error through unchanged.
+    /// For `engine::workers::info` and `engine::registered-triggers::info` an unknown name or
+    /// id gets exactly the denial a hidden one gets from [`ListenerPolicy::filter_discovery`],
+    /// so the answer never tells whether it exists. Not shadowed: the engine refused anyway.
+    #[must_use]
+    pub fn discovery_error(
+        &self,
+        function: DiscoveryFunction,
+        request: &Value,
+        code: &str,
+    ) -> Option<Denial<'static>> {
+        if code != WireCode::NotFound.as_str() {
+            return None;
+        }
+        let requested = |key: &str| {
+            request
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        match function {
+            DiscoveryFunction::WorkersInfo => {
+                Some(Denial::new(DenyReason::WorkerNotFound, requested("name")))
+            }
+            DiscoveryFunction::RegisteredTriggersInfo => {
+                Some(Denial::new(DenyReason::TriggerHidden, requested("id")))
+            }
+            DiscoveryFunction::FunctionsList
+            | DiscoveryFunction::FunctionsInfo
+            | DiscoveryFunction::WorkersList
+            | DiscoveryFunction::TriggersList
+            | DiscoveryFunction::TriggersInfo
+            | DiscoveryFunction::RegisteredTriggersList => None,
         }
     }
 
@@ -379,7 +419,13 @@ impl View<'_> {
         let function_id = id_of(result).to_owned();
         let catalog = self.catalog;
         if !self.keep(&function_id, catalog.metadata(&function_id)) && self.enforcing() {
-            return Err(Denial::new(DenyReason::NotExposed, function_id));
+            // Named by the trigger id, never the bound function's, and worded as for an
+            // unknown trigger (`discovery_error`).
+            let trigger_id = result.get("id").and_then(Value::as_str).unwrap_or_default();
+            return Err(Denial::new(
+                DenyReason::TriggerHidden,
+                trigger_id.to_owned(),
+            ));
         }
         self.strip(result);
         if let Some(function) = result.get_mut("function").filter(|f| f.is_object()) {

@@ -6,7 +6,7 @@
 //! and finding and reading files is the gateway's.
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use thiserror::Error;
 
 use crate::config_error::{ConfigError, from_value, from_yaml};
@@ -20,6 +20,8 @@ use crate::wire_error::WireCode;
 pub struct PolicyTestFile {
     pub(crate) listener: ListenerSource,
     pub(crate) functions: Vec<CatalogFunction>,
+    pub(crate) trigger_types: Vec<CatalogTriggerType>,
+    pub(crate) triggers: Vec<CatalogTrigger>,
     pub(crate) catalog: FunctionCatalog,
     pub(crate) cases: Vec<TestCase>,
 }
@@ -93,12 +95,37 @@ pub(crate) struct CatalogFunction {
     pub(crate) metadata: Option<Value>,
 }
 
+/// A `trigger_types:` entry: a trigger type the engine knows, and the worker that serves it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CatalogTriggerType {
+    pub(crate) id: String,
+    #[serde(default)]
+    pub(crate) worker: Option<String>,
+}
+
+/// A `triggers:` entry: a registered trigger binding a type to a function.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CatalogTrigger {
+    pub(crate) id: String,
+    #[serde(rename = "type")]
+    pub(crate) trigger_type: String,
+    pub(crate) function_id: String,
+    #[serde(default)]
+    pub(crate) worker: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTestFile {
     listener: Value,
     #[serde(default)]
     functions: Vec<CatalogFunction>,
+    #[serde(default)]
+    trigger_types: Vec<CatalogTriggerType>,
+    #[serde(default)]
+    triggers: Option<Vec<CatalogTrigger>>,
     cases: Vec<RawCase>,
 }
 
@@ -225,9 +252,19 @@ impl PolicyTestFile {
                 function.metadata.clone().filter(|m| !m.is_null()),
             );
         }
+        // The binding index is on only when the file describes triggers, as a catalog built
+        // from `engine::registered-triggers::list` would be.
+        if let Some(triggers) = &raw.triggers {
+            catalog.set_bindings_from_registered_triggers(&Value::Object(Map::new()));
+            for trigger in triggers {
+                catalog.insert_binding(&trigger.trigger_type, &trigger.function_id);
+            }
+        }
         Ok(Self {
             listener,
             functions: raw.functions,
+            trigger_types: raw.trigger_types,
+            triggers: raw.triggers.unwrap_or_default(),
             catalog,
             cases,
         })

@@ -14,7 +14,10 @@ use crate::auth_result::AuthError;
 use crate::decision::{Decision, Grant};
 use crate::discovery_filter::DiscoveryFunction;
 use crate::listener_policy::ListenerPolicy;
-use crate::policy_test_file::{Action, Expectation, PolicyTestError, PolicyTestFile, TestCase};
+use crate::policy_test_file::{
+    Action, CatalogFunction, CatalogTrigger, CatalogTriggerType, Expectation, PolicyTestError,
+    PolicyTestFile, TestCase,
+};
 use crate::session::Session;
 use crate::wire_error::WireCode;
 
@@ -158,16 +161,17 @@ impl PolicyTestFile {
         if pre.enforced_denial().is_some() {
             return observe(pre, None);
         }
-        let Some(result) = self.engine_reply(function, request) else {
-            return observe(gate, None);
-        };
-        let result = match result {
+        let result = match self.engine_reply(function, request) {
             Ok(result) => result,
             Err(message) => {
-                return Observed::Deny {
-                    code: WireCode::NotFound,
-                    message,
-                    shadow: false,
+                let code = WireCode::NotFound;
+                return match policy.discovery_error(function, request, code.as_str()) {
+                    Some(denial) => observe(Decision::Deny(denial), None),
+                    None => Observed::Deny {
+                        code,
+                        message,
+                        shadow: false,
+                    },
                 };
             }
         };
@@ -178,28 +182,19 @@ impl PolicyTestFile {
         }
     }
 
-    /// The engine's reply for the simulated discovery functions; `None` for the others
-    /// (their gate is all the runner checks).
-    fn engine_reply(
-        &self,
-        function: DiscoveryFunction,
-        request: &Value,
-    ) -> Option<Result<Value, String>> {
-        let detail = |entry: &crate::policy_test_file::CatalogFunction| {
-            let mut object = Map::new();
-            object.insert("function_id".into(), Value::String(entry.id.clone()));
-            if let Some(worker) = &entry.worker {
-                object.insert("worker_name".into(), Value::String(worker.clone()));
-            }
-            if let Some(metadata) = &entry.metadata {
-                object.insert("metadata".into(), metadata.clone());
-            }
-            Value::Object(object)
+    /// The engine's reply to a discovery call, simulated from `functions:`, `trigger_types:`
+    /// and `triggers:`, with the engine's not-found errors.
+    fn engine_reply(&self, function: DiscoveryFunction, request: &Value) -> Result<Value, String> {
+        let field = |key: &str| {
+            request
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
         };
-        let find = |id: &str| self.functions.iter().find(|entry| entry.id == id);
-        let reply = match function {
+        match function {
             DiscoveryFunction::FunctionsList => Ok(json!({
-                "functions": self.functions.iter().map(detail).collect::<Vec<_>>()
+                "functions": self.functions.iter().map(function_detail).collect::<Vec<_>>()
             })),
             DiscoveryFunction::FunctionsInfo => {
                 if let Some(ids) = request.get("function_ids").and_then(Value::as_array) {
@@ -207,53 +202,144 @@ impl PolicyTestFile {
                         .iter()
                         .filter_map(Value::as_str)
                         .map(|id| {
-                            find(id).map_or_else(
+                            self.function(id).map_or_else(
                                 || json!({"function_id": id, "error": "not_found"}),
-                                detail,
+                                function_detail,
                             )
                         })
                         .collect();
                     Ok(json!({ "functions": entries }))
                 } else {
-                    let id = request
-                        .get("function_id")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
-                    find(id)
-                        .map(detail)
+                    let id = field("function_id");
+                    self.function(&id)
+                        .map(function_detail)
                         .ok_or_else(|| format!("Function '{id}' is not registered."))
                 }
             }
-            DiscoveryFunction::WorkersList => {
-                let names: BTreeSet<&str> = self
-                    .functions
+            DiscoveryFunction::WorkersList => Ok(json!({
+                "workers": self
+                    .worker_names()
                     .iter()
-                    .filter_map(|entry| entry.worker.as_deref())
-                    .collect();
+                    .map(|name| json!({"name": name}))
+                    .collect::<Vec<_>>()
+            })),
+            DiscoveryFunction::WorkersInfo => {
+                let name = field("name");
+                if !self.worker_names().contains(name.as_str()) {
+                    return Err(format!("Worker '{name}' not found."));
+                }
+                let mine = |worker: &Option<String>| worker.as_deref() == Some(name.as_str());
                 Ok(json!({
-                    "workers": names.iter().map(|name| json!({"name": name})).collect::<Vec<_>>()
+                    "worker": {"name": name},
+                    "functions": self.functions.iter()
+                        .filter(|entry| mine(&entry.worker))
+                        .map(function_detail)
+                        .collect::<Vec<_>>(),
+                    "trigger_types": self.trigger_types.iter()
+                        .filter(|entry| mine(&entry.worker))
+                        .map(trigger_type_summary)
+                        .collect::<Vec<_>>(),
+                    "registered_triggers": self.triggers.iter()
+                        .filter(|entry| mine(&entry.worker))
+                        .map(trigger_summary)
+                        .collect::<Vec<_>>(),
                 }))
             }
-            DiscoveryFunction::WorkersInfo => {
-                let name = request
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let functions: Vec<Value> = self
-                    .functions
-                    .iter()
-                    .filter(|entry| entry.worker.as_deref() == Some(name))
-                    .map(detail)
-                    .collect();
-                Ok(json!({"worker": {"name": name}, "functions": functions}))
+            DiscoveryFunction::TriggersList => Ok(json!({
+                "triggers": self.trigger_types.iter().map(trigger_type_summary).collect::<Vec<_>>()
+            })),
+            DiscoveryFunction::TriggersInfo => {
+                let id = field("id");
+                self.trigger_type_detail(&id)
+                    .ok_or_else(|| format!("Trigger type '{id}' is not registered."))
             }
-            DiscoveryFunction::TriggersList
-            | DiscoveryFunction::TriggersInfo
-            | DiscoveryFunction::RegisteredTriggersList
-            | DiscoveryFunction::RegisteredTriggersInfo => return None,
-        };
-        Some(reply)
+            DiscoveryFunction::RegisteredTriggersList => Ok(json!({
+                "registered_triggers": self.triggers.iter().map(trigger_summary).collect::<Vec<_>>()
+            })),
+            DiscoveryFunction::RegisteredTriggersInfo => {
+                let id = field("id");
+                let trigger = self
+                    .triggers
+                    .iter()
+                    .find(|trigger| trigger.id == id)
+                    .ok_or_else(|| format!("Trigger '{id}' is not registered."))?;
+                let mut detail = trigger_summary(trigger);
+                if let Value::Object(object) = &mut detail {
+                    object.insert(
+                        "trigger".into(),
+                        self.trigger_type_detail(&trigger.trigger_type)
+                            .unwrap_or(Value::Null),
+                    );
+                    object.insert(
+                        "function".into(),
+                        self.function(&trigger.function_id)
+                            .map_or(Value::Null, function_detail),
+                    );
+                }
+                Ok(detail)
+            }
+        }
     }
+
+    fn function(&self, id: &str) -> Option<&CatalogFunction> {
+        self.functions.iter().find(|entry| entry.id == id)
+    }
+
+    /// Every worker the file names, for `engine::workers::*`.
+    fn worker_names(&self) -> BTreeSet<&str> {
+        let functions = self.functions.iter().map(|entry| &entry.worker);
+        let types = self.trigger_types.iter().map(|entry| &entry.worker);
+        let triggers = self.triggers.iter().map(|entry| &entry.worker);
+        functions
+            .chain(types)
+            .chain(triggers)
+            .filter_map(Option::as_deref)
+            .collect()
+    }
+
+    /// `engine::triggers::info`'s detail: the type, with the engine's (unfiltered) count of
+    /// triggers bound to it.
+    fn trigger_type_detail(&self, id: &str) -> Option<Value> {
+        let entry = self.trigger_types.iter().find(|entry| entry.id == id)?;
+        let mut detail = trigger_type_summary(entry);
+        let count = self
+            .triggers
+            .iter()
+            .filter(|trigger| trigger.trigger_type == id)
+            .count();
+        if let Value::Object(object) = &mut detail {
+            object.insert("instance_count".into(), Value::from(count));
+        }
+        Some(detail)
+    }
+}
+
+/// A function as `engine::functions::*` describes it.
+fn function_detail(entry: &CatalogFunction) -> Value {
+    let mut object = Map::new();
+    object.insert("function_id".into(), Value::String(entry.id.clone()));
+    if let Some(worker) = &entry.worker {
+        object.insert("worker_name".into(), Value::String(worker.clone()));
+    }
+    if let Some(metadata) = &entry.metadata {
+        object.insert("metadata".into(), metadata.clone());
+    }
+    Value::Object(object)
+}
+
+/// A trigger type as `engine::triggers::list` describes it.
+fn trigger_type_summary(entry: &CatalogTriggerType) -> Value {
+    json!({"id": entry.id, "worker_name": entry.worker})
+}
+
+/// A registered trigger as `engine::registered-triggers::list` describes it.
+fn trigger_summary(entry: &CatalogTrigger) -> Value {
+    json!({
+        "id": entry.id,
+        "trigger_type": entry.trigger_type,
+        "function_id": entry.function_id,
+        "worker_name": entry.worker,
+    })
 }
 
 fn session_for(policy: &ListenerPolicy, case: &TestCase) -> Result<Session, AuthError> {
@@ -283,20 +369,41 @@ fn observe(decision: Decision<'_>, id: Option<&str>) -> Observed {
     }
 }
 
-/// The ids a filtered result shows: function ids, or worker names for `workers::list`.
+/// The ids a filtered result shows: function ids for `engine::functions::*` and
+/// `engine::workers::info`, worker names for `engine::workers::list`, trigger type ids for
+/// `engine::triggers::*`, trigger ids for `engine::registered-triggers::*`.
 fn visible_ids(function: DiscoveryFunction, result: &Value) -> Vec<String> {
-    let (list, key) = match function {
-        DiscoveryFunction::WorkersList => ("workers", "name"),
-        _ => ("functions", "function_id"),
+    let listed = |list: &str, key: &str| -> Vec<String> {
+        result
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry.get("error").is_none())
+            .filter_map(|entry| entry.get(key).and_then(Value::as_str).map(str::to_owned))
+            .collect()
     };
-    result
-        .get(list)
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|entry| entry.get("error").is_none())
-        .filter_map(|entry| entry.get(key).and_then(Value::as_str).map(str::to_owned))
-        .collect()
+    let single = |key: &str| -> Vec<String> {
+        result
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .into_iter()
+            .collect()
+    };
+    match function {
+        DiscoveryFunction::FunctionsList | DiscoveryFunction::WorkersInfo => {
+            listed("functions", "function_id")
+        }
+        DiscoveryFunction::FunctionsInfo if result.get("functions").is_some() => {
+            listed("functions", "function_id")
+        }
+        DiscoveryFunction::FunctionsInfo => single("function_id"),
+        DiscoveryFunction::WorkersList => listed("workers", "name"),
+        DiscoveryFunction::TriggersList => listed("triggers", "id"),
+        DiscoveryFunction::TriggersInfo | DiscoveryFunction::RegisteredTriggersInfo => single("id"),
+        DiscoveryFunction::RegisteredTriggersList => listed("registered_triggers", "id"),
+    }
 }
 
 fn matches_expectation(expect: &Expectation, observed: &Observed) -> bool {

@@ -301,3 +301,60 @@ fn shadow_mode_reports_what_would_be_hidden_but_filters_nothing() {
     assert!(info.result.is_ok());
     assert_eq!(info.hidden, vec!["secret::run".to_owned()]);
 }
+
+#[test]
+fn hidden_and_unknown_workers_and_triggers_answer_alike() {
+    let p = policy("");
+    let hidden_worker = filter(
+        &p,
+        DiscoveryFunction::WorkersInfo,
+        json!({"worker": {"name": "vault"}, "functions": ["secret::only"]}),
+    )
+    .result
+    .unwrap_err();
+    let unknown_worker = p
+        .discovery_error(
+            DiscoveryFunction::WorkersInfo,
+            &json!({"name": "nobody"}),
+            "NOT_FOUND",
+        )
+        .unwrap();
+    assert_eq!(
+        (hidden_worker.code(), hidden_worker.message()),
+        (unknown_worker.code(), unknown_worker.message())
+    );
+    let hidden_trigger = filter(
+        &p,
+        DiscoveryFunction::RegisteredTriggersInfo,
+        json!({"id": "t9", "function_id": "secret::run"}),
+    )
+    .result
+    .unwrap_err();
+    assert!(
+        !hidden_trigger.message().contains("secret::run"),
+        "the bound function is not named: {hidden_trigger}"
+    );
+    let unknown_trigger = p
+        .discovery_error(
+            DiscoveryFunction::RegisteredTriggersInfo,
+            &json!({"id": "t9"}),
+            "NOT_FOUND",
+        )
+        .unwrap();
+    assert_eq!(
+        (hidden_trigger.code(), hidden_trigger.message()),
+        (unknown_trigger.code(), unknown_trigger.message())
+    );
+    assert_eq!(
+        p.discovery_error(DiscoveryFunction::WorkersInfo, &json!({}), "TIMEOUT"),
+        None
+    );
+    assert_eq!(
+        p.discovery_error(
+            DiscoveryFunction::TriggersInfo,
+            &json!({"id": "x"}),
+            "NOT_FOUND"
+        ),
+        None
+    );
+}

@@ -259,3 +259,98 @@ fn built_in_auth_makes_unauthenticated_cases_auth_errors() {
         );
     }
 }
+
+#[test]
+fn every_discovery_function_reports_ids() {
+    let results = run(r#"
+listener: { config: gw.yaml, name: public-workers }
+functions:
+  - { id: api::orders::list, worker: orders }
+  - { id: secret::run, worker: orders }
+trigger_types:
+  - { id: http, worker: api }
+  - { id: cron, worker: scheduler }
+triggers:
+  - { id: t-orders, type: http, function_id: api::orders::list, worker: orders }
+  - { id: t-secret, type: cron, function_id: secret::run, worker: orders }
+cases:
+  - name: a single info call shows its id
+    auth: { allowed_functions: [engine::functions::info] }
+    discover: engine::functions::info
+    request: { function_id: api::orders::list }
+    expect: { ids: [api::orders::list] }
+  - name: worker info shows the visible functions
+    auth: { allowed_functions: [engine::workers::info] }
+    discover: engine::workers::info
+    request: { name: orders }
+    expect: { ids: [api::orders::list] }
+  - name: trigger types are listed
+    auth: { allowed_functions: [engine::triggers::list] }
+    discover: engine::triggers::list
+    expect: { ids: [http, cron] }
+  - name: a trigger type's info shows its id
+    auth: { allowed_functions: [engine::triggers::info] }
+    discover: engine::triggers::info
+    request: { id: cron }
+    expect: { ids: [cron] }
+  - name: an unknown trigger type is the engine's not found
+    auth: { allowed_functions: [engine::triggers::info] }
+    discover: engine::triggers::info
+    request: { id: queue }
+    expect: { deny: NOT_FOUND, message: "Trigger type 'queue' is not registered." }
+  - name: registered triggers to hidden functions are dropped
+    auth: { allowed_functions: [engine::registered-triggers::list] }
+    discover: engine::registered-triggers::list
+    expect: { ids: [t-orders] }
+  - name: a visible registered trigger's info shows its id
+    auth: { allowed_functions: [engine::registered-triggers::info] }
+    discover: engine::registered-triggers::info
+    request: { id: t-orders }
+    expect: { ids: [t-orders] }
+  - name: hidden and unknown registered triggers answer alike
+    auth: { allowed_functions: [engine::registered-triggers::info] }
+    discover: engine::registered-triggers::info
+    request: { id: t-secret }
+    expect: { deny: FORBIDDEN, message: "trigger 't-secret' not allowed (add its function" }
+  - name: an unknown worker answers like a hidden one
+    auth: { allowed_functions: [engine::workers::info] }
+    discover: engine::workers::info
+    request: { name: nobody }
+    expect: { deny: NOT_FOUND, message: "worker not found" }
+"#);
+    assert!(
+        results.iter().all(|r| r.outcome == CaseOutcome::Pass),
+        "{results:#?}"
+    );
+}
+
+#[test]
+fn trigger_info_counts_only_bindings_the_session_may_see() {
+    let file = PolicyTestFile::parse(
+        r#"
+listener: { rbac: { expose_functions: ['match("api::*")'] } }
+trigger_types: [{ id: http }]
+triggers:
+  - { id: a, type: http, function_id: api::x }
+  - { id: b, type: http, function_id: secret::y }
+cases: []
+"#,
+    )
+    .unwrap();
+    let policy =
+        crate::listener_policy::ListenerPolicy::new(file.listener_config(None).unwrap()).unwrap();
+    let reply = file
+        .engine_reply(
+            crate::discovery_filter::DiscoveryFunction::TriggersInfo,
+            &serde_json::json!({"id": "http"}),
+        )
+        .unwrap();
+    assert_eq!(reply["instance_count"], 2);
+    let filtered = policy.filter_discovery(
+        &policy.permissive_session(),
+        crate::discovery_filter::DiscoveryFunction::TriggersInfo,
+        reply,
+        &file.catalog,
+    );
+    assert_eq!(filtered.result.unwrap()["instance_count"], 1);
+}
