@@ -150,6 +150,23 @@ impl ListenerPolicy {
         }
     }
 
+    /// Resolves an inbound trigger target (`registertrigger`, `engine::register_trigger`):
+    /// with `allow_self_invoke`, as [`ListenerPolicy::resolve_target`] (the own `P::id` when
+    /// the session registered it, else the id as sent); without it, `P::id` whenever the
+    /// session has a prefix, as the engine does, with no own-id exemption.
+    #[must_use]
+    pub fn resolve_trigger_target<'a>(
+        &self,
+        session: &Session,
+        function_id: &'a str,
+    ) -> Cow<'a, str> {
+        if self.config.allow_self_invoke {
+            session.resolve_own(function_id)
+        } else {
+            session.stored_id(function_id)
+        }
+    }
+
     pub(crate) fn expose(&self) -> Option<&ExposeMatcher> {
         self.expose.as_ref()
     }

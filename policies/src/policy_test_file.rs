@@ -188,7 +188,11 @@ pub(crate) struct TestCase {
 /// What the case does.
 #[derive(Debug, Clone)]
 pub(crate) enum Action {
-    Invoke(String),
+    /// `invoke: id`, with the `request:` payload (null when absent).
+    Invoke {
+        id: String,
+        request: Value,
+    },
     RegisterFunction(String),
     RegisterTriggerType(String),
     RegisterTrigger {
@@ -342,8 +346,12 @@ fn check_case(raw: RawCase) -> Result<TestCase, Vec<ConfigError>> {
         ));
     }
     let mut actions = Vec::new();
+    let invoking = raw.invoke.is_some();
     if let Some(id) = raw.invoke {
-        actions.push(Action::Invoke(id));
+        actions.push(Action::Invoke {
+            id,
+            request: raw.request.clone().unwrap_or(Value::Null),
+        });
     }
     if let Some(id) = raw.register_function {
         actions.push(Action::RegisterFunction(id));
@@ -372,10 +380,10 @@ fn check_case(raw: RawCase) -> Result<TestCase, Vec<ConfigError>> {
                 format!("'{id}' is not one of the eight engine::* discovery functions"),
             )),
         }
-    } else if raw.request.is_some() {
+    } else if raw.request.is_some() && !invoking {
         errors.push(ConfigError::new(
             "request",
-            "only a discover case takes a request",
+            "only an invoke or discover case takes a request",
         ));
     }
     let expect =

@@ -109,10 +109,18 @@ impl PolicyTestFile {
         }
         let catalog = &self.catalog;
         match &case.action {
-            Action::Invoke(id) => {
+            Action::Invoke { id, request } => {
                 let target = policy.resolve_target(&session, id);
                 let decision = policy.decide_invoke(&session, &target, catalog.metadata(&target));
-                observe(decision, Some(target.as_ref()))
+                if decision.enforced_denial().is_some() {
+                    return observe(decision, Some(target.as_ref()));
+                }
+                // `engine::register_trigger` / `unregister_trigger` are gated on their payload
+                // too (settled decision 11); any other id answers `Permitted` here.
+                match policy.decide_trigger_call(&session, &target, request, catalog) {
+                    Decision::Allow(_) => observe(decision, Some(target.as_ref())),
+                    payload_decision => observe(payload_decision, Some(target.as_ref())),
+                }
             }
             Action::RegisterFunction(id) => {
                 let stored = session.stored_id(id);
@@ -128,7 +136,7 @@ impl PolicyTestFile {
                 trigger_type,
                 target,
             } => {
-                let target = policy.resolve_target(&session, target);
+                let target = policy.resolve_trigger_target(&session, target);
                 let metadata = catalog.metadata(&target);
                 let decision =
                     policy.decide_register_trigger(&session, trigger_type, &target, metadata);

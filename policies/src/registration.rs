@@ -5,13 +5,21 @@
 //! Hooks run between these checks and are the caller's: for `registertrigger` call
 //! [`ListenerPolicy::decide_trigger_type`], then the hook, then
 //! [`ListenerPolicy::decide_trigger_target`] on the hook's (resolved) target.
-//! [`ListenerPolicy::decide_register_trigger`] chains both for callers without a hook.
+//! [`ListenerPolicy::decide_register_trigger`] chains both for callers without a hook, and
+//! [`ListenerPolicy::decide_trigger_call`] applies them to `engine::register_trigger` /
+//! `engine::unregister_trigger` payloads.
 
 use serde_json::Value;
 
 use crate::decision::{Decision, Denial, DenyReason, Grant};
+use crate::function_catalog::FunctionCatalog;
 use crate::listener_policy::ListenerPolicy;
 use crate::session::Session;
+
+/// The function form of `registertrigger` (spec §4.6).
+const REGISTER_TRIGGER: &str = "engine::register_trigger";
+/// The function form of `unregistertrigger`.
+const UNREGISTER_TRIGGER: &str = "engine::unregister_trigger";
 
 impl ListenerPolicy {
     /// `registerfunction`: refused (and dropped by the caller) when the session may not
@@ -104,6 +112,37 @@ impl ListenerPolicy {
         }
     }
 
+    /// An allowed invoke of `engine::register_trigger` or `engine::unregister_trigger`
+    /// (settled decision 11): gated like the `registertrigger` / `unregistertrigger` frames,
+    /// with the same codes and messages. `{trigger_type, function_id}` goes through
+    /// [`ListenerPolicy::decide_trigger_type`] and [`ListenerPolicy::decide_trigger_target`]
+    /// (the target resolved with [`ListenerPolicy::resolve_trigger_target`], its metadata from
+    /// `catalog`); `{id}` through [`ListenerPolicy::decide_unregister_trigger`]. A missing or
+    /// non-string field is checked as the empty string, so a malformed payload fails closed.
+    /// Any other function is not a trigger call: `Allow(Permitted)`. Gate the invoke itself
+    /// with [`ListenerPolicy::decide_invoke`] first.
+    pub fn decide_trigger_call(
+        &self,
+        session: &Session,
+        function_id: &str,
+        payload: &Value,
+        catalog: &FunctionCatalog,
+    ) -> Decision<'static> {
+        let field = |key: &str| payload.get(key).and_then(Value::as_str).unwrap_or_default();
+        match function_id {
+            REGISTER_TRIGGER => {
+                let target = self.resolve_trigger_target(session, field("function_id"));
+                let metadata = catalog.metadata(&target);
+                self.decide_register_trigger(session, field("trigger_type"), &target, metadata)
+                    .into_owned()
+            }
+            UNREGISTER_TRIGGER => self
+                .decide_unregister_trigger(session, field("id"))
+                .into_owned(),
+            _ => Decision::Allow(Grant::Permitted),
+        }
+    }
+
     /// `unregistertrigger`: only triggers this session registered (settled decision 11).
     pub fn decide_unregister_trigger<'a>(
         &self,
@@ -123,6 +162,7 @@ impl ListenerPolicy {
 mod tests {
     use crate::config_error::from_yaml;
     use crate::decision::{Decision, DenyReason, Grant};
+    use crate::function_catalog::FunctionCatalog;
     use crate::listener_config::ListenerConfig;
     use crate::listener_policy::ListenerPolicy;
     use crate::wire_error::WireCode;
@@ -235,6 +275,39 @@ mod tests {
     }
 
     #[test]
+    fn without_self_invoke_trigger_targets_are_still_prefixed_but_not_exempt() {
+        let p = policy(&format!("{API_ONLY}\nallow_self_invoke: false"));
+        let mut s = p
+            .session_from_auth(json!({"function_registration_prefix": "tenant1"}))
+            .unwrap();
+        s.record_function("tenant1::handler");
+        let target = p.resolve_trigger_target(&s, "handler");
+        assert_eq!(target, "tenant1::handler");
+        assert_eq!(
+            p.resolve_trigger_target(&s, "api::run"),
+            "tenant1::api::run"
+        );
+        let denial = p
+            .decide_trigger_target(&s, &target, None)
+            .enforced_denial()
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            denial.message(),
+            "function 'tenant1::handler' not allowed (add to rbac.expose_functions)"
+        );
+        let with_self_invoke = policy(API_ONLY);
+        assert_eq!(
+            with_self_invoke.resolve_trigger_target(&s, "handler"),
+            "tenant1::handler"
+        );
+        assert_eq!(
+            with_self_invoke.resolve_trigger_target(&s, "api::run"),
+            "api::run"
+        );
+    }
+
+    #[test]
     fn only_own_triggers_may_be_unregistered() {
         let p = policy(API_ONLY);
         let mut s = p.session_from_auth(json!({})).unwrap();
@@ -248,6 +321,62 @@ mod tests {
         assert_eq!(
             denial.message(),
             "trigger 't-2' was not registered by this session"
+        );
+    }
+
+    #[test]
+    fn trigger_calls_are_gated_like_the_frames() {
+        let p = policy(API_ONLY);
+        let mut s = p
+            .session_from_auth(json!({"allowed_trigger_types": ["http"]}))
+            .unwrap();
+        s.record_trigger("mine");
+        let catalog = FunctionCatalog::new();
+        let call = |function_id: &str, payload: serde_json::Value| {
+            p.decide_trigger_call(&s, function_id, &payload, &catalog)
+        };
+        let register = "engine::register_trigger";
+        assert!(
+            call(
+                register,
+                json!({"trigger_type": "http", "function_id": "api::run"})
+            )
+            .is_allowed()
+        );
+        let denial = call(
+            register,
+            json!({"trigger_type": "cron", "function_id": "api::run"}),
+        );
+        let denial = denial.enforced_denial().unwrap();
+        assert_eq!(denial.code(), WireCode::RegistrationDenied);
+        assert_eq!(denial.message(), "trigger type not allowed");
+        let denial = call(
+            register,
+            json!({"trigger_type": "http", "function_id": "secret::run"}),
+        );
+        assert_eq!(
+            denial.enforced_denial().unwrap().message(),
+            "function 'secret::run' not allowed (add to rbac.expose_functions)"
+        );
+        assert!(
+            call(register, json!({"trigger_type": "http"}))
+                .enforced_denial()
+                .is_some(),
+            "a payload without a target fails closed"
+        );
+        let unregister = "engine::unregister_trigger";
+        assert!(call(unregister, json!({"id": "mine"})).is_allowed());
+        assert_eq!(
+            call(unregister, json!({"id": "theirs"}))
+                .enforced_denial()
+                .unwrap()
+                .message(),
+            "trigger 'theirs' was not registered by this session"
+        );
+        assert!(call(unregister, json!(null)).enforced_denial().is_some());
+        assert_eq!(
+            call("api::run", json!({"id": "theirs"})),
+            Decision::Allow(Grant::Permitted)
         );
     }
 

@@ -354,3 +354,47 @@ cases: []
     );
     assert_eq!(filtered.result.unwrap()["instance_count"], 1);
 }
+
+#[test]
+fn trigger_functions_are_gated_on_their_payload() {
+    let results = run(r#"
+listener: { config: gw.yaml, name: public-workers }
+cases:
+  - name: a trigger to an exposed target
+    auth: { allowed_functions: [engine::register_trigger] }
+    invoke: engine::register_trigger
+    request: { trigger_type: http, function_id: api::run }
+    expect: allow
+  - name: a trigger to a hidden target
+    auth: { allowed_functions: [engine::register_trigger] }
+    invoke: engine::register_trigger
+    request: { trigger_type: http, function_id: secret::run }
+    expect: { deny: REGISTRATION_DENIED, message: "function 'secret::run' not allowed" }
+  - name: a trigger type outside the list
+    auth: { allowed_functions: [engine::register_trigger], allowed_trigger_types: [cron] }
+    invoke: engine::register_trigger
+    request: { trigger_type: http, function_id: api::run }
+    expect: { deny: REGISTRATION_DENIED, message: "trigger type not allowed" }
+  - name: removing someone else's trigger
+    auth: { allowed_functions: [engine::unregister_trigger] }
+    registered_triggers: [mine]
+    invoke: engine::unregister_trigger
+    request: { id: theirs }
+    expect: { deny: REGISTRATION_DENIED, message: "not registered by this session" }
+  - name: removing one's own trigger
+    auth: { allowed_functions: [engine::unregister_trigger] }
+    registered_triggers: [mine]
+    invoke: engine::unregister_trigger
+    request: { id: mine }
+    expect: allow
+  - name: the call itself must be allowed first
+    auth: {}
+    invoke: engine::register_trigger
+    request: { trigger_type: http, function_id: api::run }
+    expect: { deny: FORBIDDEN }
+"#);
+    assert!(
+        results.iter().all(|r| r.outcome == CaseOutcome::Pass),
+        "{results:#?}"
+    );
+}
