@@ -7,7 +7,8 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::expose_filter::FunctionFilter;
@@ -42,8 +43,13 @@ pub struct ListenerConfig {
     /// iii's listener-level middleware: wraps invocations (settled decision 6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub middleware_function_id: Option<String>,
-    /// iii's `rbac` block; absent means no gating at all.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// iii's `rbac` block; absent means no gating at all. An explicit empty `rbac:` (null) is
+    /// an error, never "no gating".
+    #[serde(
+        default,
+        deserialize_with = "present_rbac",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub rbac: Option<RbacConfig>,
     /// Serve TLS with the gateway's certificates.
     #[serde(default)]
@@ -173,6 +179,19 @@ impl Default for ListenerConfig {
     }
 }
 
+/// `rbac:` when the key is written: a block is required. Only called for a present key, so a
+/// missing key still means "no rbac block" (serde's default).
+fn present_rbac<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<RbacConfig>, D::Error> {
+    match Option::<RbacConfig>::deserialize(deserializer)? {
+        Some(rbac) => Ok(Some(rbac)),
+        None => Err(D::Error::custom(
+            "rbac is empty: remove the key to disable RBAC, or give at least expose_functions: []",
+        )),
+    }
+}
+
 fn default_host() -> String {
     DEFAULT_HOST.to_owned()
 }
@@ -267,6 +286,26 @@ trusted_proxies: []
             assert!(error.problem().contains("unknown field"), "{yaml}: {error}");
             assert_eq!(error.path(), path, "{yaml}");
         }
+    }
+
+    #[test]
+    fn an_explicit_empty_rbac_block_is_an_error_not_an_open_listener() {
+        for yaml in ["rbac:\n", "rbac: null", "rbac: ~"] {
+            let error = from_yaml::<ListenerConfig>(yaml).unwrap_err();
+            assert_eq!(error.path(), "rbac", "{yaml}");
+            assert!(
+                error
+                    .problem()
+                    .starts_with("rbac is empty: remove the key to disable RBAC"),
+                "{yaml}: {error}"
+            );
+        }
+        let error =
+            crate::config_error::from_value::<ListenerConfig>(serde_json::json!({"rbac": null}))
+                .unwrap_err();
+        assert_eq!(error.path(), "rbac");
+        let empty: ListenerConfig = from_yaml("rbac: {}").unwrap();
+        assert_eq!(empty.rbac, Some(RbacConfig::default()));
     }
 
     #[test]
