@@ -36,6 +36,13 @@ impl ConfigError {
         self
     }
 
+    /// Names what the problem is about in front of it (`case 'x': unknown field …`).
+    #[must_use]
+    pub(crate) fn about(mut self, subject: &str) -> Self {
+        self.problem = format!("{subject}: {}", self.problem);
+        self
+    }
+
     /// `(line, column)`, 1-based, when the parser reported a position.
     #[must_use]
     pub const fn location(&self) -> Option<(usize, usize)> {
@@ -82,12 +89,27 @@ pub(crate) fn from_yaml<T: DeserializeOwned>(text: &str) -> Result<T, ConfigErro
                 problem = stripped.to_owned();
             }
         }
+        // yaml_serde may also put (part of) the key path in front of its message; we print
+        // the full path ourselves.
+        if let Some((head, rest)) = problem.split_once(": ")
+            && is_path_prefix(head, &path)
+        {
+            problem = rest.to_owned();
+        }
         ConfigError {
             location,
             path,
             problem,
         }
     })
+}
+
+/// Whether `head` is `path` or one of its parents (`cases[2]` of `cases[2].bogus`).
+fn is_path_prefix(head: &str, path: &str) -> bool {
+    !head.is_empty()
+        && path
+            .strip_prefix(head)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
 }
 
 /// Deserializes an already parsed JSON value (for example a listener block inlined in a
@@ -133,6 +155,18 @@ mod tests {
         assert!(text.starts_with("3:"), "{text}");
         assert!(text.contains("inner[1].port: invalid type"), "{text}");
         assert!(!text.contains(" at line "), "{text}");
+    }
+
+    #[test]
+    fn the_key_path_is_printed_once() {
+        let error = from_yaml::<Outer>("inner:\n  - port: [1]\n").unwrap_err();
+        assert_eq!(error.path(), "inner[0].port");
+        let text = error.to_string();
+        assert_eq!(text.matches("inner[0]").count(), 1, "{text}");
+        let error = from_yaml::<Outer>("inner:\n  - { port: 1, bogus: 2 }\n").unwrap_err();
+        let text = error.to_string();
+        assert_eq!(text.matches("inner[0]").count(), 1, "{text}");
+        assert!(text.contains("unknown field `bogus`"), "{text}");
     }
 
     #[test]

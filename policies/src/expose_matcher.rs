@@ -29,17 +29,21 @@ enum CompiledCondition {
 }
 
 impl ExposeMatcher {
-    /// Compiles the filters; an error names the entry's index and pattern.
-    pub(crate) fn new(filters: &[FunctionFilter]) -> Result<Self, (usize, String)> {
-        let patterns = filters.iter().filter_map(|filter| match filter {
-            FunctionFilter::Id(pattern) => Some(pattern.as_str()),
-            FunctionFilter::Metadata(_) => None,
-        });
-        let ids = IdMatcher::new(patterns).map_err(|error| (0, error.to_string()))?;
+    /// Compiles the filters; an error names the entry's index in `expose_functions` (`None`
+    /// when the id patterns fail only as a set) and the problem.
+    pub(crate) fn new(filters: &[FunctionFilter]) -> Result<Self, (Option<usize>, String)> {
+        let ids =
+            IdMatcher::new(id_patterns(filters).map(|(_, pattern)| pattern)).map_err(|error| {
+                let entry = error
+                    .pattern_index()
+                    .and_then(|index| id_patterns(filters).nth(index))
+                    .map(|(entry, _)| entry);
+                (entry, error.to_string())
+            })?;
         let mut metadata = Vec::new();
         for (index, filter) in filters.iter().enumerate() {
             if let FunctionFilter::Metadata(filter) = filter {
-                metadata.push(compile_metadata(filter).map_err(|error| (index, error))?);
+                metadata.push(compile_metadata(filter).map_err(|error| (Some(index), error))?);
             }
         }
         Ok(Self { ids, metadata })
@@ -67,6 +71,17 @@ impl ExposeMatcher {
             })
         })
     }
+}
+
+/// The id patterns of `expose_functions`, each with its entry's index in the list.
+fn id_patterns(filters: &[FunctionFilter]) -> impl Iterator<Item = (usize, &str)> {
+    filters
+        .iter()
+        .enumerate()
+        .filter_map(|(index, filter)| match filter {
+            FunctionFilter::Id(pattern) => Some((index, pattern.as_str())),
+            FunctionFilter::Metadata(_) => None,
+        })
 }
 
 impl CompiledCondition {
@@ -101,6 +116,15 @@ mod tests {
     fn matcher(yaml: &str) -> ExposeMatcher {
         let filters: Vec<FunctionFilter> = yaml_serde::from_str(yaml).unwrap();
         ExposeMatcher::new(&filters).unwrap()
+    }
+
+    #[test]
+    fn id_patterns_keep_their_own_entry_index() {
+        let filters: Vec<FunctionFilter> =
+            yaml_serde::from_str("- metadata: { a: 1 }\n- match(\"x\")\n- match(\"y*z*w\")")
+                .unwrap();
+        let patterns: Vec<(usize, &str)> = super::id_patterns(&filters).collect();
+        assert_eq!(patterns, [(1, "x"), (2, "y*z*w")]);
     }
 
     #[test]

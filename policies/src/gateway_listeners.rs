@@ -12,7 +12,7 @@ use crate::listener_config::ListenerConfig;
 
 /// The listener blocks of a gateway config.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a gateway config (a map)")]
 pub struct GatewayListeners {
     /// The `listeners:` entries, in file order.
     #[serde(default)]

@@ -116,10 +116,27 @@ enum End {
 /// Why a pattern set did not compile.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum IdMatcherError {
+    /// One pattern (by its position in the input) did not compile.
+    #[error("pattern {index}: {source}")]
+    Pattern {
+        index: usize,
+        source: globset::Error,
+    },
+    /// The patterns compiled one by one, but not as a set.
     #[error(transparent)]
     Glob(#[from] globset::Error),
     #[error("infix automaton: {0}")]
     Infix(#[from] aho_corasick::BuildError),
+}
+
+impl IdMatcherError {
+    /// The position (in the input) of the pattern at fault, when one pattern is.
+    pub(crate) const fn pattern_index(&self) -> Option<usize> {
+        match self {
+            Self::Pattern { index, .. } => Some(*index),
+            Self::Glob(_) | Self::Infix(_) => None,
+        }
+    }
 }
 
 impl IdMatcher {
@@ -131,7 +148,7 @@ impl IdMatcher {
         let mut infixes = Vec::new();
         let mut others = GlobSetBuilder::new();
         let mut has_others = false;
-        for pattern in patterns {
+        for (index, pattern) in patterns.into_iter().enumerate() {
             match Shape::of(pattern) {
                 Shape::Exact(id) => {
                     matcher.exact.insert(id.as_bytes().into());
@@ -141,7 +158,9 @@ impl IdMatcher {
                 Shape::Infix(literal) => infixes.push(literal),
                 Shape::Everything => matcher.everything = true,
                 Shape::Other => {
-                    others.add(compile_glob(pattern)?);
+                    let glob = compile_glob(pattern)
+                        .map_err(|source| IdMatcherError::Pattern { index, source })?;
+                    others.add(glob);
                     has_others = true;
                 }
             }

@@ -26,7 +26,7 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// A `listeners:` entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a listener block (a map)")]
 pub struct ListenerConfig {
     /// Optional name, used by routes, the ready file and policy tests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,7 +80,7 @@ pub struct ListenerConfig {
 
 /// iii's `rbac` block, exactly its five keys.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "an rbac block (a map)")]
 pub struct RbacConfig {
     /// Called once per upgrade; unset means every session is permissive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,7 +101,7 @@ pub struct RbacConfig {
 
 /// `limits:`. Only `max_message_bytes` has a default; the others are off unless set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a limits block (a map)")]
 pub struct LimitsConfig {
     /// Largest message a client may send.
     #[serde(default = "default_max_message_bytes")]
@@ -125,7 +125,7 @@ pub struct LimitsConfig {
 
 /// `channels:`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a channels block (a map)")]
 pub struct ChannelsConfig {
     /// Run the auth hook on channel upgrades too (settled decision 7).
     #[serde(default)]

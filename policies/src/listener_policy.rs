@@ -68,10 +68,11 @@ impl ListenerPolicy {
             Some(rbac) => match ExposeMatcher::new(&rbac.expose_functions) {
                 Ok(matcher) => Some(matcher),
                 Err((index, problem)) => {
-                    errors.push(ConfigError::new(
-                        format!("rbac.expose_functions[{index}]"),
-                        problem,
-                    ));
+                    let path = match index {
+                        Some(index) => format!("rbac.expose_functions[{index}]"),
+                        None => "rbac.expose_functions".to_owned(),
+                    };
+                    errors.push(ConfigError::new(path, problem));
                     None
                 }
             },

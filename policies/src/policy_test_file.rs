@@ -86,7 +86,7 @@ fn join(errors: &[ConfigError]) -> String {
 
 /// A `functions:` entry: the catalog the rules see.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a function: {id, worker, metadata}")]
 pub(crate) struct CatalogFunction {
     pub(crate) id: String,
     #[serde(default)]
@@ -97,7 +97,7 @@ pub(crate) struct CatalogFunction {
 
 /// A `trigger_types:` entry: a trigger type the engine knows, and the worker that serves it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a trigger type: {id, worker}")]
 pub(crate) struct CatalogTriggerType {
     pub(crate) id: String,
     #[serde(default)]
@@ -106,7 +106,10 @@ pub(crate) struct CatalogTriggerType {
 
 /// A `triggers:` entry: a registered trigger binding a type to a function.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a trigger: {id, type, function_id, worker}"
+)]
 pub(crate) struct CatalogTrigger {
     pub(crate) id: String,
     #[serde(rename = "type")]
@@ -117,7 +120,10 @@ pub(crate) struct CatalogTrigger {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a policy test file: a map with listener, functions and cases"
+)]
 struct RawTestFile {
     listener: Value,
     #[serde(default)]
@@ -130,14 +136,20 @@ struct RawTestFile {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a listener reference: {config, name}"
+)]
 struct RawReference {
     config: String,
     name: String,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a case: a map with name, one action and expect"
+)]
 struct RawCase {
     name: String,
     #[serde(default)]
@@ -166,7 +178,7 @@ struct RawCase {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a trigger: {type, target}")]
 struct RawTrigger {
     #[serde(rename = "type")]
     trigger_type: String,
@@ -230,18 +242,20 @@ impl PolicyTestFile {
     /// [`PolicyTestError::Parse`] for the first shape problem, [`PolicyTestError::Invalid`]
     /// for every malformed case.
     pub fn parse(text: &str) -> Result<Self, PolicyTestError> {
-        let raw: RawTestFile = from_yaml(text).map_err(PolicyTestError::Parse)?;
+        let raw: RawTestFile =
+            from_yaml(text).map_err(|error| PolicyTestError::Parse(name_case(text, error)))?;
         let listener = listener_source(raw.listener)
             .map_err(|error| PolicyTestError::Parse(error.under("listener")))?;
         let mut errors = Vec::new();
         let mut cases = Vec::with_capacity(raw.cases.len());
         for (index, case) in raw.cases.into_iter().enumerate() {
+            let subject = format!("case '{}'", case.name);
             match check_case(case) {
                 Ok(case) => cases.push(case),
                 Err(problems) => errors.extend(
                     problems
                         .into_iter()
-                        .map(|problem| problem.under(&format!("cases[{index}]"))),
+                        .map(|problem| problem.under(&format!("cases[{index}]")).about(&subject)),
                 ),
             }
         }
@@ -322,6 +336,33 @@ impl PolicyTestFile {
                     })
             }
         }
+    }
+}
+
+/// Names the case a parse error is in by its `name`, when the error is inside `cases[i]` and
+/// that case's name can be read.
+fn name_case(text: &str, error: ConfigError) -> ConfigError {
+    let index = error
+        .path()
+        .strip_prefix("cases[")
+        .and_then(|rest| rest.split_once(']'))
+        .and_then(|(index, _)| index.parse::<usize>().ok());
+    let Some(index) = index else {
+        return error;
+    };
+    let name = yaml_serde::from_str::<Value>(text)
+        .ok()
+        .and_then(|document| {
+            document
+                .get("cases")?
+                .get(index)?
+                .get("name")?
+                .as_str()
+                .map(str::to_owned)
+        });
+    match name {
+        Some(name) => error.about(&format!("case '{name}'")),
+        None => error,
     }
 }
 
@@ -529,6 +570,28 @@ cases:
     }
 
     #[test]
+    fn parse_errors_name_the_case_once_and_no_internal_type() {
+        let error = PolicyTestFile::parse(
+            "listener: {}\ncases:\n  - { name: ok, invoke: a, expect: allow }\n  - { name: typo, invoke: a, expect: allow, bogus: 1 }\n",
+        )
+        .unwrap_err();
+        let text = error.to_string();
+        assert!(text.starts_with("4:"), "{text}");
+        assert_eq!(text.matches("cases[1]").count(), 1, "{text}");
+        assert!(
+            text.contains("case 'typo': unknown field `bogus`"),
+            "{text}"
+        );
+        let text = PolicyTestFile::parse("- 1\n").unwrap_err().to_string();
+        assert!(!text.contains("RawTestFile"), "{text}");
+        assert!(text.contains("a policy test file"), "{text}");
+        let text = PolicyTestFile::parse("listener: 5\ncases: []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!text.contains("ListenerConfig"), "{text}");
+    }
+
+    #[test]
     fn an_inline_listener_is_a_listener_block() {
         let file = PolicyTestFile::parse(
             "listener: { rbac: { expose_functions: ['match(\"api::*\")'] } }\ncases: []\n",
@@ -558,6 +621,11 @@ cases:
             panic!("expected Invalid, got {error:?}");
         };
         let paths: Vec<&str> = errors.iter().map(|e| e.path()).collect();
+        assert!(
+            errors[2].problem().starts_with("case 'bad expect': "),
+            "{}",
+            errors[2]
+        );
         assert_eq!(
             paths,
             [
