@@ -31,7 +31,7 @@ pub struct AuthResult {
     #[serde(default)]
     pub allow_trigger_type_registration: bool,
     /// Whether the session may register functions (default true).
-    #[serde(default = "default_true")]
+    #[serde(default = "crate::listener_config::default_true")]
     pub allow_function_registration: bool,
     /// Prefix added to the ids the session registers (spec §7).
     #[serde(default)]
@@ -39,10 +39,6 @@ pub struct AuthResult {
     /// Forwarded to the middleware and hooks.
     #[serde(default = "empty_object")]
     pub context: Value,
-}
-
-const fn default_true() -> bool {
-    true
 }
 
 fn empty_object() -> Value {

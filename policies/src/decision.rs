@@ -101,6 +101,7 @@ pub struct Denial<'a> {
     reason: DenyReason,
     subject: Cow<'a, str>,
     permitted: Option<Box<str>>,
+    also: Option<Box<Denial<'static>>>,
 }
 
 impl<'a> Denial<'a> {
@@ -109,6 +110,7 @@ impl<'a> Denial<'a> {
             reason,
             subject: subject.into(),
             permitted: None,
+            also: None,
         }
     }
 
@@ -117,6 +119,7 @@ impl<'a> Denial<'a> {
             reason: DenyReason::NamespaceNotAllowed,
             subject: Cow::Borrowed(namespace),
             permitted: Some(permitted.into_boxed_str()),
+            also: None,
         }
     }
 
@@ -151,7 +154,20 @@ impl<'a> Denial<'a> {
             reason: self.reason,
             subject: Cow::Owned(self.subject.into_owned()),
             permitted: self.permitted,
+            also: self.also,
         }
+    }
+
+    /// A later check that would also have denied. Only shadow mode evaluates checks past the
+    /// first denial (so its report is complete); an enforced denial stops at the first.
+    #[must_use]
+    pub fn also(&self) -> Option<&Denial<'static>> {
+        self.also.as_deref()
+    }
+
+    pub(crate) fn with_also(mut self, also: Denial<'_>) -> Self {
+        self.also = Some(Box::new(also.into_owned()));
+        self
     }
 
     pub(crate) fn with_reason(mut self, reason: DenyReason) -> Self {

@@ -4,6 +4,8 @@
 //!
 //! Reading the file is the gateway's; it expands `${VAR}` with [`crate::expand_env`] first.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -33,9 +35,22 @@ impl GatewayListeners {
     /// Parses a gateway config document.
     ///
     /// # Errors
-    /// The first problem, with its position and key path.
+    /// The first problem, with its position and key path; two listeners with the same `name`
+    /// are a problem (routes, the ready file and policy tests find listeners by name).
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
-        from_yaml(text)
+        let config: Self = from_yaml(text)?;
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (index, listener) in config.listeners.iter().enumerate() {
+            if let Some(name) = listener.name.as_deref()
+                && let Some(first) = seen.insert(name, index)
+            {
+                return Err(ConfigError::new(
+                    format!("listeners[{index}].name"),
+                    format!("duplicate listener name '{name}' (also listeners[{first}])"),
+                ));
+            }
+        }
+        Ok(config)
     }
 
     /// The listener with this `name`, or, for unnamed listeners, this index (`"0"`, `"1"`…).
@@ -81,6 +96,20 @@ telemetry: { log_format: json }
         assert_eq!(config.listener("1").map(|l| l.port), Some(49136));
         assert!(config.listener("0").is_none(), "index 0 is named");
         assert!(config.listener("nope").is_none());
+    }
+
+    #[test]
+    fn duplicate_listener_names_are_an_error() {
+        let error = GatewayListeners::from_yaml(
+            "listeners:\n  - { name: a, port: 1 }\n  - { name: b, port: 2 }\n  - { name: a, port: 3 }\n",
+        )
+        .unwrap_err();
+        assert_eq!(error.path(), "listeners[2].name");
+        assert_eq!(
+            error.problem(),
+            "duplicate listener name 'a' (also listeners[0])"
+        );
+        assert!(GatewayListeners::from_yaml("listeners: [{ port: 1 }, { port: 2 }]").is_ok());
     }
 
     #[test]

@@ -212,7 +212,8 @@ const fn default_max_message_bytes() -> u64 {
     DEFAULT_MAX_MESSAGE_BYTES
 }
 
-const fn default_true() -> bool {
+/// serde's `default = "…"` for flags that are on unless written off (also `AuthResult`'s).
+pub(crate) const fn default_true() -> bool {
     true
 }
 

@@ -369,11 +369,19 @@ fn observe(decision: Decision<'_>, id: Option<&str>) -> Observed {
             message: denial.message(),
             shadow: false,
         },
-        Decision::ShadowAllow(denial) => Observed::Deny {
-            code: denial.code(),
-            message: denial.message(),
-            shadow: true,
-        },
+        Decision::ShadowAllow(denial) => {
+            let mut message = denial.message();
+            let mut also = denial.also();
+            while let Some(next) = also {
+                message.push_str(&format!("; also {}: {next}", next.code()));
+                also = next.also();
+            }
+            Observed::Deny {
+                code: denial.code(),
+                message,
+                shadow: true,
+            }
+        }
     }
 }
 

@@ -85,7 +85,19 @@ impl ListenerPolicy {
             Decision::Deny(denial) => {
                 let reason = match denial.reason() {
                     DenyReason::Forbidden => DenyReason::TargetForbidden,
-                    _ => DenyReason::TargetNotExposed,
+                    // `access` denies only with these two; the rest are listed so a new
+                    // reason has to be placed here deliberately.
+                    DenyReason::NotExposed
+                    | DenyReason::TargetNotExposed
+                    | DenyReason::TargetForbidden
+                    | DenyReason::FunctionRegistrationNotAllowed
+                    | DenyReason::TriggerTypeRegistrationNotAllowed
+                    | DenyReason::TriggerTypeNotAllowed
+                    | DenyReason::HookDenied
+                    | DenyReason::TriggerNotOwned
+                    | DenyReason::NamespaceNotAllowed
+                    | DenyReason::WorkerNotFound
+                    | DenyReason::TriggerHidden => DenyReason::TargetNotExposed,
                 };
                 Decision::Deny(denial.with_reason(reason))
             }
@@ -105,8 +117,14 @@ impl ListenerPolicy {
         match self.decide_trigger_type(session, trigger_type) {
             Decision::Deny(denial) => Decision::Deny(denial),
             Decision::ShadowAllow(type_denial) => {
-                // Already a shadow report; the target check cannot make it stricter.
-                Decision::ShadowAllow(type_denial)
+                // Shadow mode goes on to the target check, so the report names a target the
+                // rules would refuse as well.
+                match self.decide_trigger_target(session, target, metadata) {
+                    Decision::Deny(target_denial) | Decision::ShadowAllow(target_denial) => {
+                        Decision::ShadowAllow(type_denial.with_also(target_denial))
+                    }
+                    Decision::Allow(_) => Decision::ShadowAllow(type_denial),
+                }
             }
             Decision::Allow(_) => self.decide_trigger_target(session, target, metadata),
         }
@@ -394,6 +412,26 @@ mod tests {
             p.decide_register_trigger(&s, "http", "secret::x", None),
             Decision::ShadowAllow(_)
         ));
+        let typed = p
+            .session_from_auth(json!({"allowed_trigger_types": ["cron"]}))
+            .unwrap();
+        let Decision::ShadowAllow(denial) =
+            p.decide_register_trigger(&typed, "http", "secret::x", None)
+        else {
+            panic!("expected a shadow allow");
+        };
+        assert_eq!(denial.reason(), DenyReason::TriggerTypeNotAllowed);
+        assert_eq!(
+            denial.also().map(|also| also.message()),
+            Some("function 'secret::x' not allowed (add to rbac.expose_functions)".to_owned()),
+            "the shadow report includes the target denial"
+        );
+        let Decision::ShadowAllow(denial) =
+            p.decide_register_trigger(&typed, "http", "api::x", None)
+        else {
+            panic!("expected a shadow allow");
+        };
+        assert_eq!(denial.also(), None);
         assert!(matches!(
             p.decide_unregister_trigger(&s, "t"),
             Decision::ShadowAllow(_)
