@@ -9,6 +9,7 @@ mod builtins;
 mod channels;
 pub mod config;
 mod engine;
+mod error;
 mod events;
 mod fragment;
 mod http;
@@ -26,6 +27,8 @@ mod wire_error;
 mod worker_conn;
 mod worker_handle;
 
+pub use error::{Error, Side};
 pub use protocol::ErrorBody;
 pub use ready::{ready_line, write_ready_file};
 pub use start::{RunningEngine, StartError, start};
+pub use worker_handle::SendError;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
+use iii_engine::Error;
 use iii_engine::config::{self, EMBEDDED_DEFAULT};
 
 /// On SIGTERM / Ctrl-C, calls in flight get this long to deliver their results before workers
@@ -44,11 +45,9 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
     let config = match &cli.config {
-        Some(path) => {
-            config::load_file(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?
-        }
+        Some(path) => config::load_file(path).map_err(Error::from)?,
         None => config::load_str(EMBEDDED_DEFAULT, "<embedded default>", |_| None)
-            .map_err(|e| anyhow::anyhow!("invalid embedded configuration:\n{e}"))?,
+            .map_err(Error::from)?,
     };
     for warning in &config.warnings {
         tracing::warn!("{warning}");
@@ -59,11 +58,13 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(async {
-        let running = iii_engine::start(&config).await?;
+        let running = iii_engine::start(&config).await.map_err(Error::from)?;
         let line = iii_engine::ready_line("iii-engine", running.addrs());
         if let Some(path) = &cli.ready_file {
-            iii_engine::write_ready_file(path, &line)
-                .with_context(|| format!("cannot write the ready file {}", path.display()))?;
+            iii_engine::write_ready_file(path, &line).map_err(|source| Error::ReadyFile {
+                path: path.clone(),
+                source,
+            })?;
         }
         tracing::info!(target: "ready", "{line}");
         shutdown_signal().await;

@@ -31,7 +31,7 @@ const SEND_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Why a frame could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum SendError {
+pub enum SendError {
     /// The connection is gone.
     #[error("worker connection closed")]
     Closed,

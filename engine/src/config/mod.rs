@@ -6,6 +6,6 @@ mod error;
 mod load;
 mod workers;
 
-pub use error::ConfigError;
+pub use error::{ConfigError, ConfigErrors};
 pub use load::{EMBEDDED_DEFAULT, EngineConfig, load_file, load_str};
 pub use workers::{CorsConfig, HttpConfig, HttpMiddleware, WorkerListenerConfig};
