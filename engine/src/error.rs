@@ -15,13 +15,13 @@ use crate::worker_handle::SendError;
 #[non_exhaustive]
 pub enum Error {
     /// The config file is invalid (every problem is listed).
-    #[error("invalid configuration:\n{0}")]
+    #[error("invalid configuration")]
     Config(#[from] ConfigErrors),
     /// A listener could not start.
     #[error(transparent)]
     Start(#[from] StartError),
     /// The ready file could not be written.
-    #[error("cannot write the ready file {path}: {source}")]
+    #[error("cannot write the ready file {path}")]
     ReadyFile {
         /// Where it should have gone.
         path: PathBuf,

@@ -17,7 +17,7 @@ use crate::{events, http, listener};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A listener could not bind.
-    #[error("cannot listen on {host}:{port} for {what}: {source}")]
+    #[error("cannot listen on {host}:{port} for {what}")]
     Bind {
         /// Which listener.
         what: &'static str,
