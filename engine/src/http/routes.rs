@@ -181,15 +181,19 @@ impl RouteTable {
         }
     }
 
-    /// Finds the route for a request; the most specific (most static segments) wins.
+    /// Finds the route for a request; the most specific (most static segments) wins. A HEAD
+    /// request with no HEAD route is served by the GET route (the server drops the body).
     pub(crate) fn find(&self, method: &str, path: &str) -> Option<RouteMatch> {
         let segments: Vec<String> = split(path).map(decode).collect();
         let routes = self.routes.load();
-        routes
-            .iter()
-            .filter(|r| r.method == method)
-            .filter_map(|r| r.matches(&segments).map(|p| (r.clone(), p)))
-            .max_by_key(|(r, _)| r.static_count())
+        let best = |method: &str| {
+            routes
+                .iter()
+                .filter(|r| r.method == method)
+                .filter_map(|r| r.matches(&segments).map(|p| (r.clone(), p)))
+                .max_by_key(|(r, _)| r.static_count())
+        };
+        best(method).or_else(|| if method == "HEAD" { best("GET") } else { None })
     }
 }
 
@@ -253,6 +257,16 @@ mod tests {
             "api_path is required for http triggers"
         );
         assert!(t.add(&binding("a", "/x", Some("BREW"))).is_err());
+    }
+
+    #[test]
+    fn head_falls_back_to_the_get_route() {
+        let t = RouteTable::default();
+        t.add(&binding("g", "/x", None)).unwrap();
+        assert_eq!(t.find("HEAD", "/x").unwrap().0.function_id, "fn::g");
+        assert!(t.find("POST", "/x").is_none());
+        t.add(&binding("h", "/x", Some("HEAD"))).unwrap();
+        assert_eq!(t.find("HEAD", "/x").unwrap().0.function_id, "fn::h");
     }
 
     #[test]
