@@ -12,68 +12,11 @@
 use serde_json::{Map, Value};
 
 use crate::decision::{Decision, Denial, DenyReason, Grant};
+use crate::engine_ids::DiscoveryFunction;
 use crate::function_catalog::FunctionCatalog;
 use crate::listener_policy::ListenerPolicy;
 use crate::session::Session;
 use crate::wire_error::WireCode;
-
-/// The discovery functions whose results are filtered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DiscoveryFunction {
-    /// `engine::functions::list`
-    FunctionsList,
-    /// `engine::functions::info` (one id or the batch `function_ids` form)
-    FunctionsInfo,
-    /// `engine::workers::list`
-    WorkersList,
-    /// `engine::workers::info`
-    WorkersInfo,
-    /// `engine::triggers::list`
-    TriggersList,
-    /// `engine::triggers::info`
-    TriggersInfo,
-    /// `engine::registered-triggers::list`
-    RegisteredTriggersList,
-    /// `engine::registered-triggers::info`
-    RegisteredTriggersInfo,
-}
-
-impl DiscoveryFunction {
-    /// All eight, in spec order.
-    pub const ALL: [Self; 8] = [
-        Self::FunctionsList,
-        Self::FunctionsInfo,
-        Self::WorkersList,
-        Self::WorkersInfo,
-        Self::TriggersList,
-        Self::TriggersInfo,
-        Self::RegisteredTriggersList,
-        Self::RegisteredTriggersInfo,
-    ];
-
-    /// The function id.
-    #[must_use]
-    pub const fn id(self) -> &'static str {
-        match self {
-            Self::FunctionsList => "engine::functions::list",
-            Self::FunctionsInfo => "engine::functions::info",
-            Self::WorkersList => "engine::workers::list",
-            Self::WorkersInfo => "engine::workers::info",
-            Self::TriggersList => "engine::triggers::list",
-            Self::TriggersInfo => "engine::triggers::info",
-            Self::RegisteredTriggersList => "engine::registered-triggers::list",
-            Self::RegisteredTriggersInfo => "engine::registered-triggers::info",
-        }
-    }
-
-    /// The discovery function with this id, if it is one.
-    #[must_use]
-    pub fn from_id(function_id: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|function| function.id() == function_id)
-    }
-}
 
 /// A filtered discovery result.
 #[derive(Debug, Clone, PartialEq)]

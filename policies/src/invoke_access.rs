@@ -9,46 +9,12 @@
 use serde_json::Value;
 
 use crate::decision::{Decision, Denial, DenyReason, Grant};
-use crate::discovery_filter::DiscoveryFunction;
+use crate::engine_ids::{DiscoveryFunction, is_infrastructure_function, is_ownable_function};
 use crate::listener_policy::ListenerPolicy;
 use crate::session::Session;
 
-/// The ten ids every session may call (spec §4.2 rule 4), additive-only within a major version.
-pub const INFRASTRUCTURE_FUNCTIONS: [&str; 10] = [
-    "engine::channels::create",
-    "engine::workers::register",
-    "engine::log::info",
-    "engine::log::warn",
-    "engine::log::error",
-    "engine::log::debug",
-    "engine::log::trace",
-    "engine::baggage::get",
-    "engine::baggage::set",
-    "engine::baggage::get_all",
-];
-
 /// The function through which a worker declares its namespace (spec §4.4).
 const WORKERS_REGISTER: &str = "engine::workers::register";
-
-/// The namespace of engine-owned ids (built-ins, the carve-out, the discovery functions).
-const ENGINE_PREFIX: &str = "engine::";
-
-/// Whether the id is one of the infrastructure carve-out ids.
-#[must_use]
-pub fn is_infrastructure_function(function_id: &str) -> bool {
-    INFRASTRUCTURE_FUNCTIONS.contains(&function_id)
-}
-
-/// Whether a session may ever hold this id as its own (settled decision 4): never an
-/// `engine::*` id, a carve-out id or a discovery id, whatever the session recorded. Such ids
-/// are reached through the other rules only, so registering one never bypasses
-/// `expose_functions`.
-#[must_use]
-pub fn is_ownable_function(function_id: &str) -> bool {
-    !function_id.starts_with(ENGINE_PREFIX)
-        && !is_infrastructure_function(function_id)
-        && DiscoveryFunction::from_id(function_id).is_none()
-}
 
 impl ListenerPolicy {
     /// May this session invoke `function_id`? Pass the resolved target
@@ -134,9 +100,9 @@ impl ListenerPolicy {
 
 #[cfg(test)]
 mod tests {
-    use super::INFRASTRUCTURE_FUNCTIONS;
     use crate::config_error::from_yaml;
     use crate::decision::{Decision, DenyReason, Grant};
+    use crate::engine_ids::INFRASTRUCTURE_FUNCTIONS;
     use crate::listener_config::ListenerConfig;
     use crate::listener_policy::ListenerPolicy;
     use crate::session::Session;

@@ -19,6 +19,7 @@ mod auth_result;
 mod config_error;
 mod decision;
 mod discovery_filter;
+mod engine_ids;
 mod env_expand;
 mod error;
 mod expose_filter;
@@ -44,15 +45,15 @@ pub mod fuzzing;
 pub use auth_result::{AuthError, AuthResult};
 pub use config_error::ConfigError;
 pub use decision::{Decision, Denial, DenyReason, Grant};
-pub use discovery_filter::{DiscoveryFunction, DiscoveryReply};
+pub use discovery_filter::DiscoveryReply;
+pub use engine_ids::{
+    DiscoveryFunction, INFRASTRUCTURE_FUNCTIONS, is_infrastructure_function, is_ownable_function,
+};
 pub use env_expand::{ENGINE_VERSION_DEFAULT, UnsetVariable, expand_env};
 pub use error::{Error, Side};
 pub use expose_filter::{DEFAULT_NAMESPACE, FunctionFilter, MetadataCondition, MetadataFilter};
 pub use function_catalog::FunctionCatalog;
 pub use gateway_listeners::GatewayListeners;
-pub use invoke_access::{
-    INFRASTRUCTURE_FUNCTIONS, is_infrastructure_function, is_ownable_function,
-};
 pub use listener_config::{
     BuiltinAuthConfig, ChannelsConfig, DEFAULT_AUTH_TIMEOUT_MS, DEFAULT_HANDSHAKE_TIMEOUT_MS,
     DEFAULT_HOST, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT, LimitsConfig, ListenerConfig,

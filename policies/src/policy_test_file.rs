@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use crate::config_error::{ConfigError, from_value, from_yaml};
-use crate::discovery_filter::DiscoveryFunction;
+use crate::engine_ids::DiscoveryFunction;
 use crate::function_catalog::FunctionCatalog;
 use crate::listener_config::ListenerConfig;
 use crate::wire_error::WireCode;

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::auth_result::AuthError;
 use crate::decision::{Decision, Grant};
-use crate::discovery_filter::DiscoveryFunction;
+use crate::engine_ids::DiscoveryFunction;
 use crate::listener_policy::ListenerPolicy;
 use crate::policy_test_file::{
     Action, CatalogFunction, CatalogTrigger, CatalogTriggerType, Expectation, PolicyTestError,

@@ -7,11 +7,11 @@
 use serde_json::Value;
 
 use crate::auth_result::{AuthError, AuthResult};
+use crate::engine_ids::is_ownable_function;
 use crate::expose_filter::DEFAULT_NAMESPACE;
 use crate::function_catalog::FunctionCatalog;
 use crate::id_matcher::IdMatcher;
 use crate::id_set::IdSet;
-use crate::invoke_access::is_ownable_function;
 use crate::wildcard::unwrap_match;
 
 /// One connection's access boundaries. Owned by the connection; the own-id sets change as the

@@ -341,14 +341,14 @@ cases: []
         crate::listener_policy::ListenerPolicy::new(file.listener_config(None).unwrap()).unwrap();
     let reply = file
         .engine_reply(
-            crate::discovery_filter::DiscoveryFunction::TriggersInfo,
+            crate::engine_ids::DiscoveryFunction::TriggersInfo,
             &serde_json::json!({"id": "http"}),
         )
         .unwrap();
     assert_eq!(reply["instance_count"], 2);
     let filtered = policy.filter_discovery(
         &policy.permissive_session(),
-        crate::discovery_filter::DiscoveryFunction::TriggersInfo,
+        crate::engine_ids::DiscoveryFunction::TriggersInfo,
         reply,
         &file.catalog,
     );
