@@ -22,6 +22,8 @@ pub(crate) fn expand(
     })
 }
 
+// The expansion rules are tested in `policies`; these check what this wrapper adds: errors
+// as engine config errors with file and position, and this engine's version.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,17 +34,6 @@ mod tests {
             "EMPTY" => Some(String::new()),
             _ => None,
         }
-    }
-
-    #[test]
-    fn set_variables_and_defaults_expand() {
-        let out = expand(
-            "port: ${PORT}\nhost: ${HOST:127.0.0.1}\nx: ${EMPTY:d}\ny: ${NOPE:}",
-            "f",
-            env,
-        )
-        .unwrap();
-        assert_eq!(out, "port: 4000\nhost: 127.0.0.1\nx: \ny: ");
     }
 
     #[test]
@@ -63,14 +54,5 @@ mod tests {
     fn engine_version_default_is_special() {
         let out = expand("v: ${V:__III_ENGINE_VERSION__}", "f", env).unwrap();
         assert_eq!(out, format!("v: {}", env!("CARGO_PKG_VERSION")));
-    }
-
-    #[test]
-    fn text_that_is_not_an_expansion_is_kept() {
-        assert_eq!(
-            expand("a: ${not a var} ${", "f", env).unwrap(),
-            "a: ${not a var} ${"
-        );
-        assert_eq!(expand("a: $PORT", "f", env).unwrap(), "a: $PORT");
     }
 }
