@@ -158,27 +158,6 @@ async fn route_is_removed_when_its_worker_leaves() {
 }
 
 #[tokio::test]
-async fn handler_failure_answers_500_with_the_error_code() {
-    let engine = Engine::start().await;
-    let mut node = Driver::node(&engine, "node-http").await;
-    node.register(&[("api::boom", "boom")]).await;
-    node.ok(
-        "register_trigger",
-        json!({"key": "b", "type": "http", "function_id": "api::boom",
-               "config": {"api_path": "/boom", "http_method": "GET"}}),
-    )
-    .await;
-    let resp = http::get(engine.http(), "/boom").await;
-    assert_eq!(resp.status, 500, "body: {}", resp.text());
-    assert_eq!(
-        resp.json()["error"]["code"],
-        "invocation_failed",
-        "{}",
-        resp.text()
-    );
-}
-
-#[tokio::test]
 async fn http_helper_streams_status_headers_and_body() {
     let engine = Engine::start().await;
     let mut node = Driver::node(&engine, "node-http").await;
