@@ -1,4 +1,10 @@
 //! iii-gateway: the security edge in front of the iii engine.
 //!
-//! The RBAC listener, TLS termination and reverse-proxy routes land issue by issue; for now
-//! the crate carries the command line.
+//! - `config`: the gateway config file, validated into [`config::GatewayConfig`].
+//! - `auth`: built-in JWT / API-key authentication.
+//! - The RBAC listener, TLS, the reverse-proxy edge and the admin listener are started by
+//!   the binary from a validated config.
+
+pub mod auth;
+pub mod check;
+pub mod config;

@@ -1,40 +1,92 @@
-//! `iii-gateway` command line.
+//! `iii-gateway [run] --config FILE [--ready-file PATH]`, `iii-gateway check --config FILE`,
+//! `iii-gateway policy test [PATH…]`.
 
 mod policy_cmd;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// The security edge for the iii function engine.
 #[derive(Debug, Parser)]
-#[command(name = "iii-gateway", version, about)]
+#[command(
+    name = "iii-gateway",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    run: Option<RunArgs>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the gateway (the default).
+    Run(RunArgs),
+    /// Validate a config and print what it would serve (exit 1 on error).
+    Check {
+        /// The gateway config file.
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+    },
     /// Work with RBAC policies.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
 }
 
+/// `iii-gateway run` arguments.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The gateway config file.
+    #[arg(long, short = 'c')]
+    config: PathBuf,
+    /// Write `{"service","pid","addrs"}` here (atomically) once every listener accepts.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Some(Command::Policy(command)) => policy_cmd::run(&command),
-        None => {
-            tracing_subscriber::fmt()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .init();
-            tracing::info!(
-                version = env!("CARGO_PKG_VERSION"),
-                "iii-gateway: the RBAC listener and edge routes are not built yet"
-            );
-            ExitCode::SUCCESS
+    match (cli.command, cli.run) {
+        (Some(Command::Policy(command)), _) => policy_cmd::run(&command),
+        (Some(Command::Check { config }), _) => iii_gateway::check::run(&config),
+        (Some(Command::Run(args)), _) | (None, Some(args)) => run(&args),
+        (None, None) => {
+            let _ = <Cli as clap::CommandFactory>::command().print_help();
+            ExitCode::from(2)
         }
     }
+}
+
+fn run(args: &RunArgs) -> ExitCode {
+    init_logging();
+    match iii_gateway::config::load_file(&args.config) {
+        Ok(config) => {
+            for warning in &config.warnings {
+                tracing::warn!("{warning}");
+            }
+            tracing::error!("the RBAC listener is not built yet");
+            let _ = &args.ready_file;
+            ExitCode::FAILURE
+        }
+        Err(errors) => {
+            tracing::error!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }

@@ -17,7 +17,8 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(path: impl Into<String>, problem: impl Into<String>) -> Self {
+    /// A problem at `path` (dotted keys, empty for the root), with no position.
+    pub fn new(path: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             location: None,
             path: path.into(),
@@ -75,7 +76,10 @@ impl fmt::Display for ConfigError {
 }
 
 /// Deserializes a YAML document, reporting the key path and position of the first problem.
-pub(crate) fn from_yaml<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+///
+/// # Errors
+/// The first problem, with its key path and, when known, its line and column.
+pub fn from_yaml<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
     let deserializer = yaml_serde::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = key_path(error.path());

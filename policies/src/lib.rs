@@ -43,7 +43,7 @@ mod wire_error;
 pub mod fuzzing;
 
 pub use auth_result::{AuthError, AuthResult};
-pub use config_error::ConfigError;
+pub use config_error::{ConfigError, from_yaml};
 pub use decision::{Decision, Denial, DenyReason, Grant};
 pub use discovery_filter::DiscoveryReply;
 pub use engine_ids::{
