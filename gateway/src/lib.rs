@@ -8,3 +8,4 @@
 pub mod auth;
 pub mod check;
 pub mod config;
+pub mod status;
