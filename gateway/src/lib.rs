@@ -8,4 +8,8 @@
 pub mod auth;
 pub mod check;
 pub mod config;
+pub mod limits;
+pub mod rbac;
+pub mod run;
 pub mod status;
+mod task;

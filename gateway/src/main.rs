@@ -69,9 +69,13 @@ fn run(args: &RunArgs) -> ExitCode {
             for warning in &config.warnings {
                 tracing::warn!("{warning}");
             }
-            tracing::error!("the RBAC listener is not built yet");
-            let _ = &args.ready_file;
-            ExitCode::FAILURE
+            match iii_gateway::run::run(&config, args.ready_file.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!("{error:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Err(errors) => {
             tracing::error!("{errors}");

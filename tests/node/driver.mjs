@@ -62,13 +62,38 @@ function summary(text) {
 // `gate` handlers: they wait until the `release` command lets them go.
 const gate = { active: 0, max: 0, entered: 0, waiting: [] }
 
-const worker = registerWorker(url, { workerName, invocationTimeoutMs: 30000 })
+// III_HEADERS (a JSON object) is sent with the upgrade, e.g. an Authorization header for a
+// gateway listener.
+const headers = process.env.III_HEADERS ? JSON.parse(process.env.III_HEADERS) : undefined
+const worker = registerWorker(url, { workerName, invocationTimeoutMs: 30000, headers })
 const triggers = new Map()
 const bindings = new Map()
 
 // Handler factories, selected by `kind` in the `register` command.
 const kinds = {
   echo: () => async (input) => input,
+  // Returns `spec.value` whatever the input (hooks, fixed answers).
+  constant: (spec) => async () => spec.value ?? null,
+  // An auth function: `spec.table` maps a bearer token to its AuthResult; anything else throws.
+  auth_table: (spec) => async (input) => {
+    emit({ event: 'auth', input })
+    const header = input?.headers?.authorization ?? ''
+    const token = header.startsWith('Bearer ') ? header.slice(7) : ''
+    const result = spec.table?.[token]
+    if (result === undefined) throw new Error('invalid token')
+    return result
+  },
+  // A middleware: runs the target itself and wraps its answer with what it saw.
+  middleware_wrap: () => async (input) => {
+    emit({ event: 'middleware', input })
+    const result = await worker.trigger({ function_id: input.function_id, payload: input.payload })
+    return { via: 'middleware', context: input.context, result }
+  },
+  // A hook that records its input and answers `spec.value` (an object allows).
+  hook: (spec) => async (input) => {
+    emit({ event: 'hook', hook: spec.id, input })
+    return spec.value ?? null
+  },
   add: () => async (input) => ({ sum: input.a + input.b }),
   boom: () => async () => {
     throw new Error('kaboom')

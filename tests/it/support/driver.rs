@@ -60,24 +60,57 @@ impl Driver {
         Self::start(program, args, &engine.ws_url(), name).await
     }
 
+    /// Starts a Node worker against any worker listener URL (a gateway listener), sending
+    /// `headers` with the upgrade.
+    pub(crate) async fn node_at(url: &str, name: &str, headers: &Value) -> Self {
+        let (program, args) = node_driver();
+        Self::start_with(program, args, url, name, headers).await
+    }
+
+    /// Starts a Python worker against any worker listener URL; `token` becomes `III_TOKEN`
+    /// (sent as `Authorization: Bearer`).
+    pub(crate) async fn python_at(url: &str, name: &str, token: Option<&str>) -> Self {
+        let (program, args) = python_driver();
+        let headers = token.map_or(Value::Null, |t| json!({"__token": t}));
+        Self::start_with(program, args, url, name, &headers).await
+    }
+
     /// Starts a Python `iii-sdk` 0.25.0 worker named `name` against `engine`.
     pub(crate) async fn python(engine: &Engine, name: &str) -> Self {
         let (program, args) = python_driver();
         Self::start(program, args, &engine.ws_url(), name).await
     }
 
-    async fn start(program: PathBuf, mut args: Vec<String>, url: &str, name: &str) -> Self {
+    async fn start(program: PathBuf, args: Vec<String>, url: &str, name: &str) -> Self {
+        Self::start_with(program, args, url, name, &Value::Null).await
+    }
+
+    async fn start_with(
+        program: PathBuf,
+        mut args: Vec<String>,
+        url: &str,
+        name: &str,
+        headers: &Value,
+    ) -> Self {
         args.push(url.to_owned());
         args.push(name.to_owned());
         let stderr = NamedTempFile::new().expect("temp file");
-        let mut child = Command::new(&program)
+        let mut command = Command::new(&program);
+        if let Some(token) = headers.get("__token").and_then(Value::as_str) {
+            command.env("III_TOKEN", token);
+        } else {
+            command.env_remove("III_TOKEN");
+        }
+        if headers.is_object() {
+            command.env("III_HEADERS", headers.to_string());
+        }
+        let mut child = command
             .args(&args)
             .current_dir(tests_dir())
             .env("III_URL", url)
             .env("OTEL_ENABLED", "false")
             .env("III_DISABLE_TRACE_PAYLOADS", "1")
             .env("PYTHONUNBUFFERED", "1")
-            .env_remove("III_TOKEN")
             .env_remove("III_WORKER_NAME")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -7,6 +7,7 @@
 
 pub(crate) mod driver;
 pub(crate) mod engine;
+pub(crate) mod gateway;
 pub(crate) mod http;
 pub(crate) mod ws;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 pub(crate) use driver::Driver;
 pub(crate) use engine::Engine;
+pub(crate) use gateway::Gateway;
 pub(crate) use ws::RawWorker;
 
 /// Upper bound for anything that should happen "at once" (a frame, a reply).

@@ -40,6 +40,26 @@ pub(crate) async fn connect(url: &str) -> Socket {
     }
 }
 
+/// Opens a WebSocket to `url` with an optional bearer token, bounded by [`STEP`].
+pub(crate) async fn connect_with_token(url: &str, token: Option<&str>) -> Socket {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = url.into_client_request().expect("a ws:// URL");
+    if let Some(token) = token {
+        let value = format!("Bearer {token}").parse().expect("header value");
+        request.headers_mut().insert("authorization", value);
+    }
+    match super::within(
+        STEP,
+        "websocket connect",
+        Box::pin(tokio_tungstenite::connect_async(request)),
+    )
+    .await
+    {
+        Ok((ws, _)) => ws,
+        Err(e) => panic!("connecting to {url}: {e}"),
+    }
+}
+
 /// Reads the next non-ping message within `limit`; `None` when nothing came in time.
 pub(crate) async fn next_within(ws: &mut Socket, limit: Duration) -> Option<Incoming> {
     let deadline = tokio::time::Instant::now() + limit;
@@ -76,7 +96,18 @@ pub(crate) struct RawWorker {
 impl RawWorker {
     /// Connects to the engine's worker listener and reads `workerregistered`.
     pub(crate) async fn connect(engine: &Engine) -> Self {
-        let mut ws = connect(&format!("{}/", engine.ws_url())).await;
+        Self::connect_url(&format!("{}/", engine.ws_url())).await
+    }
+
+    /// Connects to a worker listener at `url` (the engine, or a gateway listener) and reads
+    /// `workerregistered`.
+    pub(crate) async fn connect_url(url: &str) -> Self {
+        Self::connect_url_with_token(url, None).await
+    }
+
+    /// As [`Self::connect_url`], sending `Authorization: Bearer <token>` when given.
+    pub(crate) async fn connect_url_with_token(url: &str, token: Option<&str>) -> Self {
+        let mut ws = connect_with_token(url, token).await;
         let first = next_within(&mut ws, STEP).await;
         let registered = match first {
             Some(Incoming::Json(v)) => v,

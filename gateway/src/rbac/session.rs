@@ -1,0 +1,884 @@
+//! One authenticated session: the client's WebSocket bridged to its own upstream WebSocket on
+//! the engine's trusted port, every frame gated on the way up and rewritten on the way down.
+//!
+//! Up (client → engine): invokes are gated (rate limit, access, middleware, discovery,
+//! trigger calls), registrations go through the session's flags, the hooks and the prefix,
+//! unregistrations through ownership; other frames pass unchanged. Down (engine → client):
+//! the prefix is stripped from calls and trigger results, discovery results are filtered.
+//! The client's frames are read in order, so a registration is applied before the invoke
+//! that follows it; middleware calls run as tasks so the pump never waits on them.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use policies::{
+    Decision, Denial, DiscoveryFunction, FunctionCatalog, Session, is_ownable_function,
+};
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use super::ListenerState;
+use super::control::CallError;
+use super::frames::{self, Head, str_field};
+use crate::limits::{InvocationLimiter, RATE_LIMITED_MESSAGE};
+use crate::status::bump;
+
+/// Frames queued towards either side before the pump waits.
+const QUEUE: usize = 256;
+/// How old the catalog may be for access decisions that need metadata.
+const CATALOG_MAX_AGE: Duration = Duration::from_secs(1);
+/// How long a registration of an id another worker still serves waits for that worker to go
+/// (a reconnecting client's old session may not be cleaned up yet).
+const TAKEOVER_WAIT: Duration = Duration::from_millis(1000);
+const TAKEOVER_POLL: Duration = Duration::from_millis(100);
+
+/// How a session ended, for the close frame sent to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The client closed or vanished.
+    Client,
+    /// The engine side closed: 1011.
+    Upstream,
+    /// The gateway is shutting down: 1001.
+    Shutdown,
+    /// A message above the hard size ceiling: 1009.
+    TooBig,
+}
+
+/// Per-session state shared by the two directions and the middleware tasks.
+struct Shared {
+    listener: Arc<ListenerState>,
+    session: Mutex<Session>,
+    ip: IpAddr,
+    id: String,
+    limiter: Option<InvocationLimiter>,
+    /// Discovery calls in flight: invocation id → (function, request payload).
+    discovery: Mutex<HashMap<String, (DiscoveryFunction, Value)>>,
+    to_client: mpsc::Sender<Message>,
+    to_engine: mpsc::Sender<Message>,
+}
+
+impl Shared {
+    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
+        self.session.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn catalog(&self, bindings: bool) -> Arc<FunctionCatalog> {
+        self.listener
+            .control
+            .catalog(CATALOG_MAX_AGE, bindings)
+            .await
+    }
+
+    /// One structured audit line per denial (never payloads or credentials).
+    fn audit(&self, kind: &str, denial: &Denial<'_>, shadow: bool) {
+        if shadow {
+            bump(&self.listener.status.shadow_denied);
+        } else {
+            bump(&self.listener.status.denied);
+        }
+        tracing::info!(
+            target: "audit",
+            listener = %self.listener.key,
+            session = %self.id,
+            ip = %self.ip,
+            kind,
+            subject = denial.subject(),
+            code = denial.code().as_str(),
+            shadow,
+            "{}",
+            denial.message()
+        );
+    }
+
+    /// Applies a decision: `true` when the frame may go on. Shadow denials are audited and
+    /// let through.
+    fn allowed(&self, kind: &str, decision: &Decision<'_>) -> Result<(), Denial<'static>> {
+        match decision {
+            Decision::Allow(_) => Ok(()),
+            Decision::ShadowAllow(denial) => {
+                self.audit(kind, denial, true);
+                Ok(())
+            }
+            Decision::Deny(denial) => {
+                self.audit(kind, denial, false);
+                Err(denial.clone().into_owned())
+            }
+        }
+    }
+
+    async fn to_client(&self, text: String) {
+        let _ = self.to_client.send(Message::text(text)).await;
+    }
+
+    async fn to_engine(&self, message: Message) {
+        let _ = self.to_engine.send(message).await;
+    }
+}
+
+/// Runs a session until either side closes or the gateway shuts down.
+pub(crate) async fn run<C, U>(
+    listener: Arc<ListenerState>,
+    session: Session,
+    ip: IpAddr,
+    client: WebSocketStream<C>,
+    upstream: WebSocketStream<U>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (client_sink, mut client_stream) = client.split();
+    let (engine_sink, mut engine_stream) = upstream.split();
+    let (to_client, client_rx) = mpsc::channel(QUEUE);
+    let (to_engine, engine_rx) = mpsc::channel(QUEUE);
+    let limiter = InvocationLimiter::new(&listener.policy.config().limits);
+    let shared = Arc::new(Shared {
+        id: uuid::Uuid::new_v4().to_string(),
+        listener,
+        session: Mutex::new(session),
+        ip,
+        limiter,
+        discovery: Mutex::new(HashMap::new()),
+        to_client,
+        to_engine,
+    });
+    let span =
+        tracing::info_span!("session", id = %shared.id, listener = %shared.listener.key, %ip);
+    let _enter = span.enter();
+    tracing::debug!("session open");
+    let mut writers = JoinSet::new();
+    writers.spawn(write_all(client_sink, client_rx));
+    writers.spawn(write_all(engine_sink, engine_rx));
+    let mut middleware = JoinSet::new();
+
+    let end = {
+        let up = async {
+            let max = shared.listener.max_message_bytes();
+            while let Some(message) = client_stream.next().await {
+                match message {
+                    Ok(Message::Text(text)) => {
+                        if text.len() > max {
+                            if !too_big(&shared, text.as_str()).await {
+                                return End::TooBig;
+                            }
+                            continue;
+                        }
+                        on_client_text(&shared, text, &mut middleware).await;
+                    }
+                    Ok(Message::Binary(bytes)) => {
+                        if bytes.len() > max {
+                            bump(&shared.listener.status.oversized);
+                            return End::TooBig;
+                        }
+                        // Binary telemetry is dropped; binary JSON is gated like text.
+                        if is_telemetry(&bytes) {
+                            continue;
+                        }
+                        match Utf8Bytes::try_from(bytes) {
+                            Ok(text) => on_client_text(&shared, text, &mut middleware).await,
+                            Err(_) => continue,
+                        }
+                    }
+                    Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+                    Ok(Message::Close(_)) => return End::Client,
+                    Err(tokio_tungstenite::tungstenite::Error::Capacity(_)) => {
+                        bump(&shared.listener.status.oversized);
+                        return End::TooBig;
+                    }
+                    Err(_) => return End::Client,
+                }
+            }
+            End::Client
+        };
+        let down = async {
+            while let Some(message) = engine_stream.next().await {
+                match message {
+                    Ok(Message::Text(text)) => on_engine_text(&shared, text).await,
+                    Ok(Message::Binary(bytes)) => {
+                        let _ = shared.to_client.send(Message::Binary(bytes)).await;
+                    }
+                    Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+                    Ok(Message::Close(_)) | Err(_) => return End::Upstream,
+                }
+            }
+            End::Upstream
+        };
+        tokio::select! {
+            end = up => end,
+            end = down => end,
+            () = super::stopped(&mut shutdown) => End::Shutdown,
+        }
+    };
+    middleware.abort_all();
+    let close = match end {
+        End::Client => None,
+        End::Upstream => Some((CloseCode::Error, "engine connection lost")),
+        End::Shutdown => Some((CloseCode::Away, "gateway shutting down")),
+        End::TooBig => Some((CloseCode::Size, "message too big")),
+    };
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = shared.to_client.send(Message::Close(Some(frame))).await;
+    } else {
+        let _ = shared.to_client.send(Message::Close(None)).await;
+    }
+    let _ = shared.to_engine.send(Message::Close(None)).await;
+    drop(shared);
+    // Writers end once their queue is drained and closed; bound the wait.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while writers.join_next().await.is_some() {}
+    })
+    .await;
+    tracing::debug!(?end, "session closed");
+}
+
+/// Writes queued messages to one side until a Close is written or the queue ends.
+async fn write_all<S>(mut sink: S, mut rx: mpsc::Receiver<Message>)
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    while let Some(message) = rx.recv().await {
+        let closing = message.is_close();
+        if sink.send(message).await.is_err() || closing {
+            break;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+fn is_telemetry(bytes: &[u8]) -> bool {
+    matches!(bytes.get(..4), Some(b"OTLP" | b"MTRC" | b"LOGS"))
+}
+
+/// A message above `max_message_bytes`: an invoke is answered `payload_too_large` and the
+/// session continues (`true`); anything else closes the session with 1009 (`false`).
+async fn too_big(shared: &Shared, text: &str) -> bool {
+    bump(&shared.listener.status.oversized);
+    let Some(head) = Head::parse(text) else {
+        return false;
+    };
+    if head.kind != "invokefunction" {
+        return false;
+    }
+    let function_id = head.function_id.as_deref().unwrap_or_default();
+    let message = format!(
+        "message of {} bytes exceeds limits.max_message_bytes ({})",
+        text.len(),
+        shared.listener.max_message_bytes()
+    );
+    tracing::info!(target: "audit", listener = %shared.listener.key, session = %shared.id, ip = %shared.ip, kind = "invoke", subject = function_id, code = "payload_too_large", "{message}");
+    shared
+        .to_client(frames::invocation_error(
+            head.invocation_id.as_deref(),
+            function_id,
+            "payload_too_large",
+            &message,
+            None,
+        ))
+        .await;
+    true
+}
+
+async fn on_client_text(shared: &Arc<Shared>, text: Utf8Bytes, middleware: &mut JoinSet<()>) {
+    let Some(head) = Head::parse(text.as_str()) else {
+        // Not a frame we understand: passed through unchanged.
+        shared.to_engine(Message::Text(text)).await;
+        return;
+    };
+    match head.kind.as_ref() {
+        "invokefunction" => {
+            let function_id = head.function_id.as_deref().unwrap_or_default().to_owned();
+            let invocation_id = head.invocation_id.as_deref().map(str::to_owned);
+            drop(head);
+            on_invoke(
+                shared,
+                text,
+                &function_id,
+                invocation_id.as_deref(),
+                middleware,
+            )
+            .await;
+        }
+        "registerfunction" => on_register_function(shared, text.as_str()).await,
+        "unregisterfunction" => on_unregister_function(shared, text.as_str()).await,
+        "registertriggertype" => on_register_trigger_type(shared, text.as_str()).await,
+        "registertrigger" => on_register_trigger(shared, text.as_str()).await,
+        "unregistertrigger" => on_unregister_trigger(shared, text).await,
+        _ => shared.to_engine(Message::Text(text)).await,
+    }
+}
+
+async fn on_invoke(
+    shared: &Arc<Shared>,
+    text: Utf8Bytes,
+    function_id: &str,
+    invocation_id: Option<&str>,
+    middleware: &mut JoinSet<()>,
+) {
+    let status = &shared.listener.status;
+    let policy = &shared.listener.policy;
+    if let Some(limiter) = &shared.limiter
+        && !limiter.try_acquire()
+    {
+        bump(&status.rate_limited);
+        tracing::info!(target: "audit", listener = %shared.listener.key, session = %shared.id, ip = %shared.ip, kind = "invoke", subject = function_id, code = "RATE_LIMITED", "{RATE_LIMITED_MESSAGE}");
+        let trace = frames::parse_object(text.as_str());
+        shared
+            .to_client(frames::invocation_error(
+                invocation_id,
+                function_id,
+                "RATE_LIMITED",
+                RATE_LIMITED_MESSAGE,
+                trace.as_ref(),
+            ))
+            .await;
+        return;
+    }
+    let (target, owned) = {
+        let session = shared.session();
+        let target = policy.resolve_target(&session, function_id).into_owned();
+        let owned = session.owns_function(&target);
+        (target, owned)
+    };
+    let metadata_catalog = if policy.needs_metadata() && !owned {
+        Some(shared.catalog(false).await)
+    } else {
+        None
+    };
+    let decision = {
+        let session = shared.session();
+        let metadata = metadata_catalog.as_ref().and_then(|c| c.metadata(&target));
+        policy
+            .decide_invoke(&session, &target, metadata)
+            .into_owned()
+    };
+    if let Err(denial) = shared.allowed("invoke", &decision) {
+        let trace = frames::parse_object(text.as_str());
+        shared
+            .to_client(frames::invocation_error(
+                invocation_id,
+                function_id,
+                denial.code().as_str(),
+                &denial.message(),
+                trace.as_ref(),
+            ))
+            .await;
+        return;
+    }
+    bump(&status.allowed);
+
+    let discovery = DiscoveryFunction::from_id(&target);
+    let is_trigger_call = matches!(
+        target.as_str(),
+        "engine::register_trigger" | "engine::unregister_trigger"
+    );
+    let middleware_id = policy.middleware_for(&target).map(str::to_owned);
+    if target == function_id && discovery.is_none() && !is_trigger_call && middleware_id.is_none() {
+        // The hot path: forwarded exactly as received.
+        shared.to_engine(Message::Text(text)).await;
+        return;
+    }
+    let Some(mut frame) = frames::parse_object(text.as_str()) else {
+        shared.to_engine(Message::Text(text)).await;
+        return;
+    };
+    if is_trigger_call {
+        let catalog = shared.catalog(false).await;
+        let data = frame.get("data").cloned().unwrap_or(Value::Null);
+        let decision = {
+            let session = shared.session();
+            policy.decide_trigger_call(&session, &target, &data, &catalog)
+        };
+        if let Err(denial) = shared.allowed("trigger_call", &decision) {
+            shared
+                .to_client(frames::invocation_error(
+                    invocation_id,
+                    function_id,
+                    denial.code().as_str(),
+                    &denial.message(),
+                    Some(&frame),
+                ))
+                .await;
+            return;
+        }
+        if target == "engine::register_trigger"
+            && let Some(Value::Object(data)) = frame.get_mut("data")
+        {
+            let bound = str_field(data, "function_id").to_owned();
+            let resolved = {
+                let session = shared.session();
+                policy.resolve_trigger_target(&session, &bound).into_owned()
+            };
+            data.insert("function_id".into(), resolved.into());
+        }
+    }
+    if let Some(middleware_id) = middleware_id {
+        let shared = Arc::clone(shared);
+        let target = target.clone();
+        middleware
+            .spawn(async move { run_middleware(&shared, &middleware_id, frame, &target).await });
+        // Reap finished middleware tasks so the set stays small.
+        while middleware.try_join_next().is_some() {}
+        return;
+    }
+    if let Some(function) = discovery
+        && let Some(id) = invocation_id
+        && !frames::is_void(&frame)
+    {
+        let request = frame.get("data").cloned().unwrap_or(Value::Null);
+        let catalog = shared.catalog(false).await;
+        let decision = {
+            let session = shared.session();
+            policy
+                .decide_discovery_request(&session, function, &request, &catalog)
+                .into_owned()
+        };
+        if let Err(denial) = shared.allowed("discovery", &decision) {
+            shared
+                .to_client(frames::invocation_error(
+                    Some(id),
+                    function_id,
+                    denial.code().as_str(),
+                    &denial.message(),
+                    Some(&frame),
+                ))
+                .await;
+            return;
+        }
+        shared
+            .discovery
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.to_owned(), (function, request));
+    }
+    frame.insert("function_id".into(), target.into());
+    shared
+        .to_engine(Message::text(Value::Object(frame).to_string()))
+        .await;
+}
+
+/// The middleware is the call (spec §5.3): its result or error is the caller's.
+async fn run_middleware(
+    shared: &Shared,
+    middleware_id: &str,
+    frame: Map<String, Value>,
+    target: &str,
+) {
+    let context = shared.session().context().clone();
+    let input = json!({
+        "function_id": target,
+        "payload": frame.get("data").cloned().unwrap_or(Value::Null),
+        "action": frame.get("action").cloned().unwrap_or(Value::Null),
+        "context": context,
+    });
+    let outcome = shared
+        .listener
+        .control
+        .invoke(middleware_id, input, None)
+        .await
+        .map_err(|error| match error {
+            CallError::Remote { code, message } => (code, message),
+            CallError::Timeout => ("TIMEOUT".to_owned(), "middleware timed out".to_owned()),
+            CallError::Unavailable => (
+                "MIDDLEWARE_UNAVAILABLE".to_owned(),
+                "middleware/control connection unavailable".to_owned(),
+            ),
+        });
+    if frames::is_void(&frame) {
+        return;
+    }
+    let invocation_id = str_field(&frame, "invocation_id");
+    shared
+        .to_client(frames::invocation_result(
+            invocation_id,
+            target,
+            outcome,
+            Some(&frame),
+        ))
+        .await;
+}
+
+/// Calls a registration hook: `Ok(Some(map))` to go on with the mapped fields, `Ok(None)`
+/// when no hook is configured, `Err` when it denied (threw, timed out, or returned a
+/// non-object).
+async fn call_hook(
+    shared: &Shared,
+    hook: Option<&str>,
+    input: Value,
+) -> Result<Option<Map<String, Value>>, String> {
+    let Some(hook) = hook else {
+        return Ok(None);
+    };
+    let timeout = Duration::from_millis(shared.listener.policy.config().auth_timeout_ms);
+    match shared
+        .listener
+        .control
+        .invoke(hook, input, Some(timeout))
+        .await
+    {
+        Ok(Value::Object(map)) => Ok(Some(map)),
+        Ok(_) => Err("hook returned no object".to_owned()),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+fn hook_denial(shared: &Shared, kind: &str, subject: &str, why: &str) {
+    tracing::info!(target: "audit", listener = %shared.listener.key, session = %shared.id, ip = %shared.ip, kind, subject, code = "REGISTRATION_DENIED", reason = why, "denied by hook");
+    bump(&shared.listener.status.denied);
+}
+
+fn rbac_hook(
+    shared: &Shared,
+    pick: fn(&policies::RbacConfig) -> Option<&String>,
+) -> Option<String> {
+    shared
+        .listener
+        .policy
+        .config()
+        .rbac
+        .as_ref()
+        .and_then(pick)
+        .cloned()
+}
+
+/// Copies the string fields a hook may change (absent keeps the value).
+fn take_string(mapped: &Map<String, Value>, key: &str, into: &mut String) {
+    if let Some(Value::String(value)) = mapped.get(key) {
+        value.clone_into(into);
+    }
+}
+
+async fn on_register_function(shared: &Shared, text: &str) {
+    let policy = &shared.listener.policy;
+    let Some(mut frame) = frames::parse_object(text) else {
+        return;
+    };
+    let mut id = str_field(&frame, "id").to_owned();
+    let decision = policy
+        .decide_register_function(&shared.session(), &id)
+        .into_owned();
+    if shared.allowed("register_function", &decision).is_err() {
+        return;
+    }
+    let context = shared.session().context().clone();
+    let hook = rbac_hook(shared, |r| r.on_function_registration_function_id.as_ref());
+    let input = json!({
+        "function_id": id,
+        "description": frame.get("description").cloned().unwrap_or(Value::Null),
+        "metadata": frame.get("metadata").cloned().unwrap_or(Value::Null),
+        "context": context,
+    });
+    match call_hook(shared, hook.as_deref(), input).await {
+        Err(why) => return hook_denial(shared, "register_function", &id, &why),
+        Ok(Some(mapped)) => {
+            take_string(&mapped, "function_id", &mut id);
+            for key in ["description", "metadata"] {
+                if let Some(value) = mapped.get(key) {
+                    frame.insert(key.into(), value.clone());
+                }
+            }
+        }
+        Ok(None) => {}
+    }
+    let stored = shared.session().stored_id(&id).into_owned();
+    if !shared.session().owns_function(&stored) && taken_by_another(shared, &stored).await {
+        tracing::info!(target: "audit", listener = %shared.listener.key, session = %shared.id, ip = %shared.ip, kind = "register_function", subject = %stored, code = "REGISTRATION_DENIED", "function id already served by another worker");
+        bump(&shared.listener.status.denied);
+        return;
+    }
+    if is_ownable_function(&stored) {
+        shared.session().record_function(stored.clone());
+    }
+    frame.insert("id".into(), stored.into());
+    bump(&shared.listener.status.allowed);
+    shared
+        .to_engine(Message::text(Value::Object(frame).to_string()))
+        .await;
+}
+
+/// Whether the engine serves `stored_id` from another connection: such a registration would
+/// take the function over, so it is refused. Waits briefly for a departing owner (the same
+/// client reconnecting) to be cleaned up.
+async fn taken_by_another(shared: &Shared, stored_id: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + TAKEOVER_WAIT;
+    loop {
+        let catalog = shared.listener.control.catalog(Duration::ZERO, false).await;
+        if !catalog.contains(stored_id) {
+            return false;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return true;
+        }
+        tokio::time::sleep(TAKEOVER_POLL).await;
+    }
+}
+
+async fn on_unregister_function(shared: &Shared, text: &str) {
+    let Some(mut frame) = frames::parse_object(text) else {
+        return;
+    };
+    let stored = shared
+        .session()
+        .stored_id(str_field(&frame, "id"))
+        .into_owned();
+    if !shared.session().owns_function(&stored) {
+        tracing::info!(target: "audit", listener = %shared.listener.key, session = %shared.id, ip = %shared.ip, kind = "unregister_function", subject = %stored, code = "REGISTRATION_DENIED", "not registered by this session");
+        bump(&shared.listener.status.denied);
+        return;
+    }
+    shared.session().forget_function(&stored);
+    frame.insert("id".into(), stored.into());
+    shared
+        .to_engine(Message::text(Value::Object(frame).to_string()))
+        .await;
+}
+
+async fn on_register_trigger_type(shared: &Shared, text: &str) {
+    let policy = &shared.listener.policy;
+    let Some(mut frame) = frames::parse_object(text) else {
+        return;
+    };
+    let mut id = str_field(&frame, "id").to_owned();
+    let decision = policy
+        .decide_register_trigger_type(&shared.session(), &id)
+        .into_owned();
+    if let Err(denial) = shared.allowed("register_trigger_type", &decision) {
+        let reply =
+            frames::registration_denied(&id, "", "", denial.code().as_str(), &denial.message());
+        return shared.to_client(reply).await;
+    }
+    let context = shared.session().context().clone();
+    let hook = rbac_hook(shared, |r| {
+        r.on_trigger_type_registration_function_id.as_ref()
+    });
+    let description = str_field(&frame, "description").to_owned();
+    let input = json!({ "trigger_type_id": id, "description": description, "context": context });
+    match call_hook(shared, hook.as_deref(), input).await {
+        Err(why) => {
+            hook_denial(shared, "register_trigger_type", &id, &why);
+            let reply =
+                frames::registration_denied(&id, "", "", "REGISTRATION_DENIED", "denied by hook");
+            return shared.to_client(reply).await;
+        }
+        Ok(Some(mapped)) => {
+            take_string(&mapped, "trigger_type_id", &mut id);
+            if let Some(Value::String(d)) = mapped.get("description") {
+                frame.insert("description".into(), d.clone().into());
+            }
+        }
+        Ok(None) => {}
+    }
+    frame.insert("id".into(), id.into());
+    bump(&shared.listener.status.allowed);
+    shared
+        .to_engine(Message::text(Value::Object(frame).to_string()))
+        .await;
+}
+
+async fn on_register_trigger(shared: &Shared, text: &str) {
+    let policy = &shared.listener.policy;
+    let Some(mut frame) = frames::parse_object(text) else {
+        return;
+    };
+    let mut id = str_field(&frame, "id").to_owned();
+    let mut trigger_type = str_field(&frame, "trigger_type").to_owned();
+    let mut function_id = str_field(&frame, "function_id").to_owned();
+    let deny = |id: &str, trigger_type: &str, function_id: &str, denial: &Denial<'_>| {
+        frames::registration_denied(
+            id,
+            trigger_type,
+            function_id,
+            denial.code().as_str(),
+            &denial.message(),
+        )
+    };
+    let decision = policy
+        .decide_trigger_type(&shared.session(), &trigger_type)
+        .into_owned();
+    if let Err(denial) = shared.allowed("register_trigger", &decision) {
+        return shared
+            .to_client(deny(&id, &trigger_type, &function_id, &denial))
+            .await;
+    }
+    let context = shared.session().context().clone();
+    let hook = rbac_hook(shared, |r| r.on_trigger_registration_function_id.as_ref());
+    let input = json!({
+        "trigger_id": id,
+        "trigger_type": trigger_type,
+        "function_id": function_id,
+        "config": frame.get("config").cloned().unwrap_or(Value::Null),
+        "metadata": frame.get("metadata").cloned().unwrap_or(Value::Null),
+        "context": context,
+    });
+    match call_hook(shared, hook.as_deref(), input).await {
+        Err(why) => {
+            hook_denial(shared, "register_trigger", &id, &why);
+            let reply = frames::registration_denied(
+                &id,
+                &trigger_type,
+                &function_id,
+                "REGISTRATION_DENIED",
+                "denied by hook",
+            );
+            return shared.to_client(reply).await;
+        }
+        Ok(Some(mapped)) => {
+            take_string(&mapped, "trigger_id", &mut id);
+            take_string(&mapped, "trigger_type", &mut trigger_type);
+            take_string(&mapped, "function_id", &mut function_id);
+            if let Some(config) = mapped.get("config") {
+                frame.insert("config".into(), config.clone());
+            }
+        }
+        Ok(None) => {}
+    }
+    let target = policy
+        .resolve_trigger_target(&shared.session(), &function_id)
+        .into_owned();
+    let catalog = if policy.needs_metadata() {
+        Some(shared.catalog(false).await)
+    } else {
+        None
+    };
+    let decision = {
+        let session = shared.session();
+        let metadata = catalog.as_ref().and_then(|c| c.metadata(&target));
+        policy
+            .decide_register_trigger(&session, &trigger_type, &target, metadata)
+            .into_owned()
+    };
+    if let Err(denial) = shared.allowed("register_trigger", &decision) {
+        return shared
+            .to_client(deny(&id, &trigger_type, &function_id, &denial))
+            .await;
+    }
+    shared.session().record_trigger(id.clone());
+    frame.insert("id".into(), id.into());
+    frame.insert("trigger_type".into(), trigger_type.into());
+    frame.insert("function_id".into(), target.into());
+    bump(&shared.listener.status.allowed);
+    shared
+        .to_engine(Message::text(Value::Object(frame).to_string()))
+        .await;
+}
+
+async fn on_unregister_trigger(shared: &Shared, text: Utf8Bytes) {
+    let Some(frame) = frames::parse_object(text.as_str()) else {
+        return;
+    };
+    let id = str_field(&frame, "id");
+    let decision = shared
+        .listener
+        .policy
+        .decide_unregister_trigger(&shared.session(), id)
+        .into_owned();
+    if shared.allowed("unregister_trigger", &decision).is_err() {
+        return;
+    }
+    shared.session().forget_trigger(id);
+    shared.to_engine(Message::Text(text)).await;
+}
+
+async fn on_engine_text(shared: &Shared, text: Utf8Bytes) {
+    let prefix = shared.session().prefix().map(|p| format!("{p}::"));
+    let Some(head) = Head::parse(text.as_str()) else {
+        let _ = shared.to_client.send(Message::Text(text)).await;
+        return;
+    };
+    let rewrite_prefix = matches!(
+        head.kind.as_ref(),
+        "invokefunction" | "triggerregistrationresult"
+    ) && prefix
+        .as_deref()
+        .zip(head.function_id.as_deref())
+        .is_some_and(|(p, f)| f.starts_with(p));
+    let discovery = if head.kind == "invocationresult"
+        && let Some(id) = head.invocation_id.as_deref()
+    {
+        shared
+            .discovery
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id)
+    } else {
+        None
+    };
+    drop(head);
+    if !rewrite_prefix && discovery.is_none() {
+        let _ = shared.to_client.send(Message::Text(text)).await;
+        return;
+    }
+    let Some(mut frame) = frames::parse_object(text.as_str()) else {
+        let _ = shared.to_client.send(Message::Text(text)).await;
+        return;
+    };
+    if rewrite_prefix {
+        let stripped = shared
+            .session()
+            .strip_prefix(str_field(&frame, "function_id"))
+            .to_owned();
+        frame.insert("function_id".into(), stripped.into());
+    }
+    if let Some((function, request)) = discovery {
+        filter_discovery_result(shared, function, &request, &mut frame).await;
+    }
+    shared.to_client(Value::Object(frame).to_string()).await;
+}
+
+/// Rewrites a discovery `invocationresult` for this session (spec §8).
+async fn filter_discovery_result(
+    shared: &Shared,
+    function: DiscoveryFunction,
+    request: &Value,
+    frame: &mut Map<String, Value>,
+) {
+    let policy = &shared.listener.policy;
+    if let Some(error) = frame.get("error").filter(|e| !e.is_null()) {
+        let code = error
+            .get("code")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if let Some(denial) = policy.discovery_error(function, request, code) {
+            frame.insert(
+                "error".into(),
+                json!({ "code": denial.code().as_str(), "message": denial.message() }),
+            );
+        }
+        return;
+    }
+    let bindings = matches!(function, DiscoveryFunction::TriggersInfo);
+    let catalog = shared.catalog(bindings).await;
+    let result = frame.remove("result").unwrap_or(Value::Null);
+    let reply = {
+        let session = shared.session();
+        policy.filter_discovery(&session, function, result, &catalog)
+    };
+    if reply.shadow {
+        bump(&shared.listener.status.shadow_denied);
+    }
+    match reply.result {
+        Ok(result) => {
+            frame.insert("result".into(), result);
+        }
+        Err(denial) => {
+            shared.audit("discovery", &denial, false);
+            frame.insert(
+                "error".into(),
+                json!({ "code": denial.code().as_str(), "message": denial.message() }),
+            );
+        }
+    }
+}

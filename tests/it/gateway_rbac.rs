@@ -1,0 +1,448 @@
+//! The gateway's RBAC listener in front of a real engine: authentication, per-frame gating,
+//! middleware, hooks, prefixes, discovery filtering, channels, sizes, limits and failures,
+//! driven by raw sockets (exact frames) and the official SDKs.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::ws::{Incoming, connect, next_within};
+use crate::support::{Driver, Engine, Gateway, RawWorker, STEP, eventually, is_uuid, within};
+
+/// AuthResults the test auth function hands out, by bearer token.
+fn auth_table() -> Value {
+    json!({
+        "user": { "context": { "user": "u1" } },
+        "tenant": { "function_registration_prefix": "t1", "context": { "tenant": "t1" } },
+        "limited": { "forbidden_functions": ["api::echo"], "context": {} },
+        "granted": { "allowed_functions": ["secret::run"] },
+    })
+}
+
+/// An engine with a trusted Node worker serving the auth function, an echo and a hidden
+/// function.
+async fn backend() -> (Engine, Driver) {
+    let engine = Engine::start().await;
+    let mut trusted = Driver::node(&engine, "trusted").await;
+    trusted
+        .ok(
+            "register",
+            json!({"functions": [
+                {"id": "test::auth", "kind": "auth_table", "table": auth_table()},
+                {"id": "test::mw", "kind": "middleware_wrap"},
+                {"id": "api::echo", "kind": "echo"},
+                {"id": "secret::run", "kind": "echo"},
+                {"id": "api::read", "kind": "channel_read"},
+            ]}),
+        )
+        .await;
+    (engine, trusted)
+}
+
+const LISTENER: &str = r#"
+listeners:
+  - name: pub
+    port: 0
+    rbac:
+      auth_function_id: test::auth
+      expose_functions: [ 'match("api::*")', 'match("engine::functions::list")' ]
+"#;
+
+/// Reads until a Close frame (its code) or the end of the stream (`None`), within [`STEP`].
+async fn close_code(ws: &mut crate::support::ws::Socket) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match next_within(ws, left).await {
+            Some(Incoming::Close(close)) => return close.map(|c| u16::from(c.code)),
+            Some(Incoming::Gone(_)) => return None,
+            None => panic!("no close within {STEP:?}"),
+            Some(_) => {}
+        }
+    }
+}
+
+async fn client(gateway: &Gateway, token: &str) -> RawWorker {
+    RawWorker::connect_url_with_token(&format!("{}/", gateway.ws_url("listener:pub")), Some(token))
+        .await
+}
+
+#[tokio::test]
+async fn a_connection_without_credentials_gets_auth_error_then_close_1008() {
+    let (engine, _trusted) = backend().await;
+    let gateway = Gateway::start(&engine, LISTENER).await;
+    let mut ws = connect(&format!("{}/", gateway.ws_url("listener:pub"))).await;
+    let first = next_within(&mut ws, STEP).await;
+    let Some(Incoming::Json(frame)) = first else {
+        panic!("expected the AUTH_ERROR frame, got {first:?}");
+    };
+    assert_eq!(
+        frame,
+        json!({"type": "error", "error": {"code": "AUTH_ERROR", "message": "invalid token"}})
+    );
+    match next_within(&mut ws, STEP).await {
+        Some(Incoming::Close(Some(close))) => assert_eq!(u16::from(close.code), 1008, "{close:?}"),
+        other => panic!("expected Close 1008, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn exposed_calls_pass_and_hidden_or_forbidden_ones_get_iii_deny_frames() {
+    let (engine, _trusted) = backend().await;
+    let gateway = Gateway::start(&engine, LISTENER).await;
+    let mut user = client(&gateway, "user").await;
+    assert!(is_uuid(&user.worker_id), "{}", user.registered);
+
+    let echoed = user.call_ok("api::echo", json!({"x": 1})).await;
+    assert_eq!(echoed["x"], 1, "{echoed}");
+
+    let id = user.invoke("secret::run", json!({})).await;
+    let denied = user.result_of(&id).await;
+    assert_eq!(
+        denied,
+        json!({"type": "invocationresult", "invocation_id": id, "function_id": "secret::run",
+               "error": {"code": "FORBIDDEN", "message": "function 'secret::run' not allowed (add to rbac.expose_functions)"}})
+    );
+    // A void call to a hidden function is answered too, under a made-up id.
+    user.send(json!({"type": "invokefunction", "function_id": "secret::run", "data": {}, "action": {"type": "void"}})).await;
+    let void = user
+        .recv_matching("void deny", |v| v["function_id"] == "secret::run")
+        .await;
+    assert!(
+        is_uuid(void["invocation_id"].as_str().unwrap_or_default()),
+        "{void}"
+    );
+    assert_eq!(void["error"]["code"], "FORBIDDEN");
+
+    // Per-session lists from the auth result.
+    let mut limited = client(&gateway, "limited").await;
+    let frame = limited.call("api::echo", json!({})).await;
+    assert_eq!(
+        frame["error"]["message"],
+        "function 'api::echo' not allowed (remove from rbac.forbidden_functions)",
+        "{frame}"
+    );
+    let mut granted = client(&gateway, "granted").await;
+    assert_eq!(
+        granted.call_ok("secret::run", json!({"y": 2})).await["y"],
+        2
+    );
+}
+
+#[tokio::test]
+async fn middleware_wraps_exposed_calls_and_gets_the_session_context() {
+    let (engine, mut trusted) = backend().await;
+    let config = format!("{LISTENER}    middleware_function_id: test::mw\n");
+    let gateway = Gateway::start(&engine, &config).await;
+    let mut user = client(&gateway, "user").await;
+    let result = user.call_ok("api::echo", json!({"n": 7})).await;
+    assert_eq!(result["via"], "middleware", "{result}");
+    assert_eq!(result["context"], json!({"user": "u1"}), "{result}");
+    assert_eq!(result["result"]["n"], 7, "{result}");
+    let seen = trusted.event_within("middleware", STEP).await;
+    assert_eq!(seen["input"]["function_id"], "api::echo", "{seen}");
+    // Discovery and infrastructure calls bypass the middleware.
+    let list = user.call_ok("engine::functions::list", json!({})).await;
+    assert!(list.get("via").is_none(), "{list}");
+}
+
+#[tokio::test]
+async fn discovery_lists_only_what_the_session_may_call() {
+    let (engine, _trusted) = backend().await;
+    let gateway = Gateway::start(&engine, LISTENER).await;
+    let mut user = client(&gateway, "user").await;
+    let list = user.call_ok("engine::functions::list", json!({})).await;
+    let ids: Vec<&str> = list["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["function_id"].as_str())
+        .collect();
+    assert!(ids.contains(&"api::echo"), "{ids:?}");
+    for hidden in ["secret::run", "test::auth", "test::mw"] {
+        assert!(!ids.contains(&hidden), "{hidden} leaked: {ids:?}");
+    }
+    // Not exposed: the other discovery functions.
+    let frame = user.call("engine::workers::list", json!({})).await;
+    assert_eq!(frame["error"]["code"], "FORBIDDEN", "{frame}");
+}
+
+#[tokio::test]
+async fn prefixed_registrations_carry_hook_metadata_and_self_invoke_works() {
+    let (engine, mut trusted) = backend().await;
+    trusted
+        .ok("register", json!({"functions": [{"id": "test::on-fn", "kind": "hook", "value": {"metadata": {"tagged": true}}}]}))
+        .await;
+    let config = format!("{LISTENER}      on_function_registration_function_id: test::on-fn\n");
+    let gateway = Gateway::start(&engine, &config).await;
+    let mut tenant = client(&gateway, "tenant").await;
+    tenant.register_function("mine").await;
+    let hook = trusted.event_within("hook", STEP).await;
+    assert_eq!(
+        hook["input"]["function_id"], "mine",
+        "the hook sees the bare id: {hook}"
+    );
+    assert_eq!(hook["input"]["context"], json!({"tenant": "t1"}), "{hook}");
+
+    // The engine has it under the prefix, with the hook's metadata.
+    let mut admin = RawWorker::connect(&engine).await;
+    let deadline = tokio::time::Instant::now() + STEP;
+    let info = loop {
+        let frame = admin
+            .call(
+                "engine::functions::info",
+                json!({"function_id": "t1::mine"}),
+            )
+            .await;
+        if let Some(info) = frame.get("result").filter(|r| !r.is_null()) {
+            break info.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "t1::mine never registered: {frame}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(info["metadata"], json!({"tagged": true}), "{info}");
+
+    // A self-invoke by the bare id reaches the session's own handler, prefix stripped.
+    let id = tenant.invoke("mine", json!({"q": 1})).await;
+    let call = tenant.next_invoke().await;
+    assert_eq!(call["function_id"], "mine", "{call}");
+    tenant.answer(&call, json!({"answer": 42})).await;
+    let result = tenant.result_of(&id).await;
+    assert_eq!(result["result"], json!({"answer": 42}), "{result}");
+}
+
+#[tokio::test]
+async fn a_trigger_bound_to_a_hidden_function_is_refused() {
+    let (engine, _trusted) = backend().await;
+    let gateway = Gateway::start(&engine, LISTENER).await;
+    let mut user = client(&gateway, "user").await;
+    user.send(json!({"type": "registertrigger", "id": "b1", "trigger_type": "http",
+                     "function_id": "secret::run", "config": {"api_path": "/x", "http_method": "GET"}}))
+        .await;
+    let refused = user
+        .recv_matching("refusal", |v| v["type"] == "triggerregistrationresult")
+        .await;
+    assert_eq!(refused["id"], "b1");
+    assert_eq!(refused["error"]["code"], "REGISTRATION_DENIED", "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("add to rbac.expose_functions"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_invoke_is_refused_while_the_session_and_others_go_on() {
+    let (engine, _trusted) = backend().await;
+    let config = format!("{LISTENER}    limits: {{ max_message_bytes: 1048576 }}\n");
+    let gateway = Gateway::start(&engine, &config).await;
+    let mut big = client(&gateway, "user").await;
+    let mut other = client(&gateway, "user").await;
+    let id = big
+        .invoke("api::echo", json!({"blob": "x".repeat(1_500_000)}))
+        .await;
+    let refused = big.result_of(&id).await;
+    assert_eq!(
+        refused["error"]["code"], "payload_too_large",
+        "{}",
+        refused["error"]
+    );
+    assert_eq!(
+        big.call_ok("api::echo", json!({"after": true})).await["after"],
+        true
+    );
+    assert_eq!(
+        other.call_ok("api::echo", json!({"other": true})).await["other"],
+        true
+    );
+    // Anything else that large closes the session with 1009.
+    big.send_text(
+        &json!({"type": "registerfunction", "id": "x", "description": "y".repeat(1_500_000)})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(close_code(&mut big.ws).await, Some(1009));
+    assert_eq!(
+        other.call_ok("api::echo", json!({"still": 1})).await["still"],
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_auth_worker_gone_means_fail_closed() {
+    let (engine, mut trusted) = backend().await;
+    let gateway = Gateway::start(&engine, LISTENER).await;
+    let mut user = client(&gateway, "user").await;
+    assert_eq!(user.call_ok("api::echo", json!({"a": 1})).await["a"], 1);
+    trusted.kill().await;
+    let mut ws = connect(&format!("{}/", gateway.ws_url("listener:pub"))).await;
+    match next_within(&mut ws, STEP).await {
+        Some(Incoming::Json(frame)) => {
+            assert_eq!(frame["type"], "error", "{frame}");
+            assert_eq!(frame["error"]["code"], "AUTH_ERROR", "{frame}");
+        }
+        other => panic!("expected AUTH_ERROR, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_engine_that_is_down_gets_503_before_the_upgrade() {
+    let (engine, _trusted) = backend().await;
+    let url = engine.ws_url();
+    drop(engine);
+    let config = format!("engine:\n  url: {url}\n{LISTENER}");
+    let gateway = Gateway::start_with_config(&config).await;
+    let error = within(
+        STEP,
+        "refused upgrade",
+        tokio_tungstenite::connect_async(format!("{}/", gateway.ws_url("listener:pub"))),
+    )
+    .await
+    .expect_err("the upgrade must be refused");
+    match error {
+        tokio_tungstenite::tungstenite::Error::Http(response) => {
+            assert_eq!(response.status(), 503);
+            assert!(
+                response.headers().contains_key("retry-after"),
+                "{response:?}"
+            );
+        }
+        other => panic!("expected HTTP 503, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn the_invocation_rate_limit_answers_rate_limited() {
+    let (engine, _trusted) = backend().await;
+    let config = format!("{LISTENER}    limits: {{ invocations_per_second: 1, burst: 1 }}\n");
+    let gateway = Gateway::start(&engine, &config).await;
+    let mut user = client(&gateway, "user").await;
+    let first = user.call("api::echo", json!({})).await;
+    assert!(first.get("error").is_none(), "{first}");
+    let second = user.call("api::echo", json!({})).await;
+    assert_eq!(
+        second["error"],
+        json!({"code": "RATE_LIMITED", "message": "rate limit exceeded (limits.invocations_per_second)"})
+    );
+}
+
+#[tokio::test]
+async fn node_and_python_sdks_work_through_the_gateway() {
+    let (engine, _trusted) = backend().await;
+    let gateway = Gateway::start(&engine, LISTENER).await;
+    let url = gateway.ws_url("listener:pub");
+    let mut node = Driver::node_at(
+        &url,
+        "node-via-gateway",
+        &json!({"authorization": "Bearer user"}),
+    )
+    .await;
+    let reply = node.trigger("api::echo", json!({"from": "node"})).await;
+    assert_eq!(reply["result"]["from"], "node", "{reply}");
+    let reply = node.trigger("secret::run", json!({})).await;
+    assert_eq!(reply["error"]["code"], "FORBIDDEN", "{reply}");
+    // The SDK's own functions are callable by itself (own-id exemption).
+    node.register(&[("mine::echo", "echo")]).await;
+    let reply = node.trigger("mine::echo", json!({"own": true})).await;
+    assert_eq!(reply["result"]["own"], true, "{reply}");
+
+    let mut python = Driver::python_at(&url, "py-via-gateway", Some("user")).await;
+    let reply = python.trigger("api::echo", json!({"from": "python"})).await;
+    assert_eq!(reply["result"]["from"], "python", "{reply}");
+}
+
+#[tokio::test]
+async fn a_channel_round_trip_goes_through_the_listener() {
+    let (engine, _trusted) = backend().await;
+    let gateway = Gateway::start(&engine, LISTENER).await;
+    let url = gateway.ws_url("listener:pub");
+    let mut node = Driver::node_at(
+        &url,
+        "node-channel",
+        &json!({"authorization": "Bearer user"}),
+    )
+    .await;
+    let reply = node
+        .request(
+            "channel_send",
+            json!({"function_id": "api::read", "messages": ["hello"], "data": "payload bytes"}),
+        )
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(
+        reply["result"]["answer"]["text"], "payload bytes",
+        "{reply}"
+    );
+    // A channel that does not exist is a 404 before the upgrade.
+    let error = within(
+        STEP,
+        "refused channel",
+        tokio_tungstenite::connect_async(format!("{url}/ws/channels/nope?key=x&dir=read")),
+    )
+    .await
+    .expect_err("unknown channel");
+    match error {
+        tokio_tungstenite::tungstenite::Error::Http(response) => assert_eq!(response.status(), 404),
+        other => panic!("expected 404, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn sessions_are_closed_with_1011_when_the_engine_goes_and_recover_after_restart() {
+    let (engine, trusted) = backend().await;
+    let port = engine.worker_addr.port();
+    let gateway = Gateway::start(&engine, LISTENER).await;
+    let mut user = client(&gateway, "user").await;
+    drop(trusted);
+    drop(engine);
+    assert_eq!(close_code(&mut user.ws).await, Some(1011));
+    // The same engine address comes back: the control connection reconnects by itself.
+    let engine = Engine::start_with_config(&format!(
+        "workers:\n  - name: iii-worker-manager\n    config: {{ host: 127.0.0.1, port: {port} }}\n"
+    ))
+    .await;
+    let mut trusted = Driver::node(&engine, "trusted-again").await;
+    trusted
+        .ok(
+            "register",
+            json!({"functions": [
+            {"id": "test::auth", "kind": "auth_table", "table": auth_table()},
+            {"id": "api::echo", "kind": "echo"}]}),
+        )
+        .await;
+    let recovered = eventually(
+        Duration::from_secs(20),
+        "a session after the restart",
+        || {
+            let url = format!("{}/", gateway.ws_url("listener:pub"));
+            async move {
+                let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
+                    tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                        url.as_str(),
+                    )
+                    .map(|mut r| {
+                        r.headers_mut()
+                            .insert("authorization", "Bearer user".parse().unwrap());
+                        r
+                    })
+                    .ok()?,
+                    None,
+                    false,
+                )
+                .await
+                .ok()?;
+                match next_within(&mut ws, STEP).await {
+                    Some(Incoming::Json(v)) if v["type"] == "workerregistered" => Some(v),
+                    _ => None,
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(recovered["type"], "workerregistered");
+}
