@@ -300,7 +300,10 @@ async fn an_engine_that_is_down_gets_503_before_the_upgrade() {
     let error = within(
         STEP,
         "refused upgrade",
-        tokio_tungstenite::connect_async(format!("{}/", gateway.ws_url("listener:pub"))),
+        Box::pin(tokio_tungstenite::connect_async(format!(
+            "{}/",
+            gateway.ws_url("listener:pub")
+        ))),
     )
     .await
     .expect_err("the upgrade must be refused");
@@ -382,7 +385,9 @@ async fn a_channel_round_trip_goes_through_the_listener() {
     let error = within(
         STEP,
         "refused channel",
-        tokio_tungstenite::connect_async(format!("{url}/ws/channels/nope?key=x&dir=read")),
+        Box::pin(tokio_tungstenite::connect_async(format!(
+            "{url}/ws/channels/nope?key=x&dir=read"
+        ))),
     )
     .await
     .expect_err("unknown channel");
