@@ -451,3 +451,117 @@ async fn sessions_are_closed_with_1011_when_the_engine_goes_and_recover_after_re
     .await;
     assert_eq!(recovered["type"], "workerregistered");
 }
+
+#[tokio::test]
+async fn sigterm_closes_sessions_with_1001_and_the_gateway_exits_cleanly() {
+    let (engine, _trusted) = backend().await;
+    let mut gateway = Gateway::start(&engine, LISTENER).await;
+    let mut user = client(&gateway, "user").await;
+    assert_eq!(user.call_ok("api::echo", json!({"a": 1})).await["a"], 1);
+    gateway.terminate();
+    // New upgrades are refused at once (the listener stops accepting).
+    let addr = gateway.addr("listener:pub");
+    eventually(STEP, "the listener stops accepting", || async move {
+        tokio::net::TcpStream::connect(addr)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let code = loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match next_within(&mut user.ws, left).await {
+            Some(Incoming::Close(close)) => break close.map(|c| u16::from(c.code)),
+            Some(Incoming::Gone(why)) => panic!("closed without a close frame: {why}"),
+            None => panic!("no close within 15 s"),
+            Some(_) => {}
+        }
+    };
+    assert_eq!(code, Some(1001));
+    let status = gateway.exit_status(Duration::from_secs(10)).await;
+    assert!(
+        status.success(),
+        "exit status {status}\n{}",
+        gateway.output()
+    );
+}
+
+#[tokio::test]
+async fn the_status_function_reports_sessions_and_denials() {
+    let (engine, _trusted) = backend().await;
+    let gateway = Gateway::start(&engine, LISTENER).await;
+    let mut user = client(&gateway, "user").await;
+    let denied = user.call("secret::run", json!({})).await;
+    assert_eq!(denied["error"]["code"], "FORBIDDEN");
+    let mut admin = RawWorker::connect(&engine).await;
+    let status = admin.call_ok("iii-gateway::status", json!({})).await;
+    assert_eq!(status["service"], "iii-gateway", "{status}");
+    assert_eq!(status["control_connected"], true, "{status}");
+    assert_eq!(status["sessions"]["open"], 1, "{status}");
+    assert!(
+        status["denied"].as_u64().unwrap_or_default() >= 1,
+        "{status}"
+    );
+    // The audit line names the denial, never the credential.
+    let output = gateway.output();
+    assert!(
+        output.contains("function 'secret::run' not allowed"),
+        "{output}"
+    );
+    assert!(
+        !output.contains("Bearer user"),
+        "a credential reached the log:\n{output}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_upgrade_request_is_cut_at_the_handshake_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (engine, _trusted) = backend().await;
+    let config = format!("{LISTENER}    handshake_timeout_ms: 300\n");
+    let gateway = Gateway::start(&engine, &config).await;
+    let mut stream = tokio::net::TcpStream::connect(gateway.addr("listener:pub"))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0_u8; 256];
+    let read = within(STEP, "the slow client is cut", stream.read(&mut buf)).await;
+    // Either a 408 answer or a plain close, but never a wait past the deadline.
+    match read {
+        Ok(0) | Err(_) => {}
+        Ok(n) => assert!(
+            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"),
+            "{:?}",
+            &buf[..n]
+        ),
+    }
+}
+
+#[tokio::test]
+async fn otel_sockets_are_authenticated_and_drained() {
+    let (engine, _trusted) = backend().await;
+    let gateway = Gateway::start(&engine, LISTENER).await;
+    let url = format!("{}/otel", gateway.ws_url("listener:pub"));
+    let mut anonymous = connect(&url).await;
+    match next_within(&mut anonymous, STEP).await {
+        Some(Incoming::Json(frame)) => assert_eq!(frame["error"]["code"], "AUTH_ERROR", "{frame}"),
+        other => panic!("expected AUTH_ERROR, got {other:?}"),
+    }
+    let mut ws = crate::support::ws::connect_with_token(&url, Some("user")).await;
+    use futures_util::SinkExt as _;
+    ws.send(tokio_tungstenite::tungstenite::Message::binary(
+        b"OTLP{}".to_vec(),
+    ))
+    .await
+    .unwrap();
+    // Nothing comes back, and the socket stays open.
+    assert!(
+        next_within(&mut ws, Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+}
