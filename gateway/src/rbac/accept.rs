@@ -26,6 +26,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tracing::Instrument as _;
 
 use super::auth_input::{EDGE_SECRET_HEADER, RequestInfo, client_ip};
 use super::authenticate::authenticate;
@@ -69,7 +70,8 @@ pub(crate) async fn accept_loop(
             Ok((stream, peer)) => {
                 let state = Arc::clone(&state);
                 let tls = tls.clone();
-                task::spawn(serve_connection(state, stream, peer, tls, via_edge));
+                let span = tracing::debug_span!("conn", listener = %state.key, %peer);
+                task::spawn(serve_connection(state, stream, peer, tls, via_edge).instrument(span));
             }
             Err(error) => {
                 tracing::warn!(listener = %state.key, %error, "accept failed");

@@ -25,6 +25,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tracing::Instrument as _;
 
 use super::ListenerState;
 use super::control::CallError;
@@ -300,17 +301,10 @@ async fn on_client_text(shared: &Arc<Shared>, text: Utf8Bytes, middleware: &mut 
     };
     match head.kind.as_ref() {
         "invokefunction" => {
-            let function_id = head.function_id.as_deref().unwrap_or_default().to_owned();
-            let invocation_id = head.invocation_id.as_deref().map(str::to_owned);
-            drop(head);
-            on_invoke(
-                shared,
-                text,
-                &function_id,
-                invocation_id.as_deref(),
-                middleware,
-            )
-            .await;
+            // `text` is reference-counted: the clone is forwarded, the head borrows this one.
+            let function_id = head.function_id.as_deref().unwrap_or_default();
+            let invocation_id = head.invocation_id.as_deref();
+            on_invoke(shared, text.clone(), function_id, invocation_id, middleware).await;
         }
         "registerfunction" => on_register_function(shared, text.as_str()).await,
         "unregisterfunction" => on_unregister_function(shared, text.as_str()).await,
@@ -322,6 +316,19 @@ async fn on_client_text(shared: &Arc<Shared>, text: Utf8Bytes, middleware: &mut 
 }
 
 async fn on_invoke(
+    shared: &Arc<Shared>,
+    text: Utf8Bytes,
+    function_id: &str,
+    invocation_id: Option<&str>,
+    middleware: &mut JoinSet<()>,
+) {
+    let span = tracing::debug_span!("invoke", function_id, invocation_id);
+    gate_invoke(shared, text, function_id, invocation_id, middleware)
+        .instrument(span)
+        .await;
+}
+
+async fn gate_invoke(
     shared: &Arc<Shared>,
     text: Utf8Bytes,
     function_id: &str,
@@ -349,7 +356,7 @@ async fn on_invoke(
     }
     let (target, owned) = {
         let session = shared.session();
-        let target = policy.resolve_target(&session, function_id).into_owned();
+        let target = policy.resolve_target(&session, function_id);
         let owned = session.owns_function(&target);
         (target, owned)
     };
@@ -382,7 +389,7 @@ async fn on_invoke(
 
     let discovery = DiscoveryFunction::from_id(&target);
     let is_trigger_call = matches!(
-        target.as_str(),
+        target.as_ref(),
         "engine::register_trigger" | "engine::unregister_trigger"
     );
     let middleware_id = policy.middleware_for(&target).map(str::to_owned);
@@ -427,7 +434,7 @@ async fn on_invoke(
     }
     if let Some(middleware_id) = middleware_id {
         let shared = Arc::clone(shared);
-        let target = target.clone();
+        let target = target.into_owned();
         middleware
             .spawn(async move { run_middleware(&shared, &middleware_id, frame, &target).await });
         // Reap finished middleware tasks so the set stays small.
@@ -464,7 +471,7 @@ async fn on_invoke(
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id.to_owned(), (function, request));
     }
-    frame.insert("function_id".into(), target.into());
+    frame.insert("function_id".into(), target.into_owned().into());
     shared
         .to_engine(Message::text(Value::Object(frame).to_string()))
         .await;
