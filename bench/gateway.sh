@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# The gateway's RBAC listener under load, side by side with a direct connection, and its memory
+# per idle authenticated session. Not part of CI. See bench/README.md.
+#
+#   bench/gateway.sh
+#
+# Round trips: the callee (Node iii-sdk) connects to the engine directly; the caller connects
+# either directly or through the gateway over TLS (per-frame RBAC, no middleware), alternating,
+# 64 calls in flight. Idle sessions: IDLE_COUNTS raw WebSocket sessions through a fresh gateway,
+# plain and TLS; gateway VmRSS before and after.
+#
+# Knobs (env): SEQ=2000, PAR=50000, ROUNDS=3, TIMEOUT_MS=2000, IDLE_COUNTS="1000 8000".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+SEQ=${SEQ:-2000}
+PAR=${PAR:-50000}
+ROUNDS=${ROUNDS:-3}
+TIMEOUT_MS=${TIMEOUT_MS:-2000}
+IDLE_COUNTS=${IDLE_COUNTS:-"1000 8000"}
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+
+# Each session holds two sockets in the gateway; the hard limit here is 20,000.
+ulimit -n "$(ulimit -Hn)"
+
+scripts/setup >&2
+log "building the release engine and gateway"
+cargo build --release --bin iii-engine --bin iii-gateway >&2
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+wait_for() {
+  local secs=$1; shift
+  local tries=$((secs * 20))
+  until "$@"; do
+    tries=$((tries - 1))
+    [ "$tries" -gt 0 ] || return 1
+    sleep 0.05
+  done
+}
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+ready_addr() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["addrs"][sys.argv[2]])' "$1" "$2"; }
+
+# A test certificate for localhost (the clients trust it through NODE_EXTRA_CA_CERTS).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+export NODE_EXTRA_CA_CERTS=$work/cert.pem
+
+start_engine() {
+  mkdir -p "$work/engine"
+  cat >"$work/engine/config.yaml" <<'YAML'
+workers:
+  - name: iii-worker-manager
+    config: { host: 127.0.0.1, port: 0 }
+YAML
+  (cd "$work/engine" && RUST_LOG=warn exec "$root/target/release/iii-engine" --config config.yaml \
+    --ready-file ready.json >engine.log 2>&1) &
+  ENGINE_PID=$!
+  pids+=("$ENGINE_PID")
+  wait_for 30 test -s "$work/engine/ready.json" || { cat "$work/engine/engine.log" >&2; exit 1; }
+  ENGINE_URL="ws://$(ready_addr "$work/engine/ready.json" worker)"
+}
+
+# Starts a gateway with one plain and one TLS listener; sets GATEWAY_PID, PLAIN_URL, TLS_URL.
+start_gateway() {
+  local dir=$work/gateway
+  rm -rf "$dir"; mkdir -p "$dir"
+  cat >"$dir/gateway.yaml" <<YAML
+engine: { url: $ENGINE_URL }
+tls:
+  certificates: [{ cert_file: $work/cert.pem, key_file: $work/key.pem }]
+listeners:
+  - name: plain
+    port: 0
+    rbac: { expose_functions: [ 'match("bench::*")' ] }
+  - name: tls
+    port: 0
+    tls: true
+    rbac: { expose_functions: [ 'match("bench::*")' ] }
+YAML
+  (cd "$dir" && RUST_LOG=warn exec "$root/target/release/iii-gateway" run --config gateway.yaml \
+    --ready-file ready.json >gateway.log 2>&1) &
+  GATEWAY_PID=$!
+  pids+=("$GATEWAY_PID")
+  wait_for 30 test -s "$dir/ready.json" || { cat "$dir/gateway.log" >&2; exit 1; }
+  PLAIN_URL="ws://$(ready_addr "$dir/ready.json" listener:plain)"
+  TLS_URL="wss://localhost:$(ready_addr "$dir/ready.json" listener:tls | sed 's/.*://')"
+}
+
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+start_engine
+start_gateway
+log "round trips: callee direct; caller direct vs through the gateway ($TLS_URL)"
+mkfifo "$work/owner.fifo"
+node bench/roundtrip.mjs --owner "$ENGINE_URL" <"$work/owner.fifo" >/dev/null 2>"$work/owner.err" &
+pids+=("$!")
+exec 4>"$work/owner.fifo"
+for round in $(seq 1 "$ROUNDS"); do
+  for path in direct gateway; do
+    url=$ENGINE_URL
+    [ "$path" = gateway ] && url=$TLS_URL
+    log "round $round/$ROUNDS: caller $path"
+    node bench/roundtrip.mjs "$url" "$SEQ" "$PAR" "$TIMEOUT_MS" >"$work/$path.$round.json" 2>"$work/rt.err" \
+      || { cat "$work/rt.err" "$work/owner.err" >&2; exit 1; }
+  done
+done
+exec 4>&-
+stop "$GATEWAY_PID"
+
+idle() { # idle <url> <n> -> KiB per session on a fresh gateway
+  local url_var=$1 n=$2 before after fifo=$work/idle.fifo out=$work/idle.out
+  start_gateway
+  local url=${!url_var}
+  sleep 0.5
+  before=$(rss_kib "$GATEWAY_PID")
+  rm -f "$fifo" "$out"; mkfifo "$fifo"
+  node bench/idle.mjs "$url" "$n" <"$fifo" >"$out" 2>"$work/idle.err" &
+  local idle_pid=$!
+  pids+=("$idle_pid")
+  exec 3>"$fifo"
+  wait_for 180 grep -q '"ready"' "$out" || { log "idle sessions did not open"; cat "$work/idle.err" "$work/gateway/gateway.log" >&2; exit 1; }
+  sleep 2
+  after=$(rss_kib "$GATEWAY_PID")
+  exec 3>&-
+  wait "$idle_pid" 2>/dev/null || true
+  stop "$GATEWAY_PID"
+  python3 -c "print(f'{($after - $before) / $n:.1f}')"
+}
+
+declare -A per_session
+for n in $IDLE_COUNTS; do
+  for kind in PLAIN_URL TLS_URL; do
+    log "idle: $n sessions over ${kind%_URL}"
+    per_session[$kind.$n]=$(idle "$kind" "$n")
+  done
+done
+
+python3 - "$work" "$ROUNDS" <<PY
+import json, statistics, sys
+work, rounds = sys.argv[1], int(sys.argv[2])
+load = lambda p: [json.load(open(f"{work}/{p}.{r}.json")) for r in range(1, rounds + 1)]
+direct, gateway = load("direct"), load("gateway")
+lost = lambda p: p["lost"] + p["failed"] + p["wrong"]
+rows = [
+    ("calls/s, 64 in flight", lambda r: r["par"]["calls_per_s"], "{:,.0f}", "median"),
+    ("p50 ms, 64 in flight", lambda r: r["par"]["p50_ms"], "{:.3f}", "median"),
+    ("p99 ms, 64 in flight", lambda r: r["par"]["p99_ms"], "{:.3f}", "median"),
+    ("lost+failed, 64 in flight", lambda r: lost(r["par"]), "{:d}", "sum"),
+    ("calls/s, 1 in flight", lambda r: r["seq"]["calls_per_s"], "{:,.0f}", "median"),
+    ("p50 ms, 1 in flight", lambda r: r["seq"]["p50_ms"], "{:.3f}", "median"),
+    ("p99 ms, 1 in flight", lambda r: r["seq"]["p99_ms"], "{:.3f}", "median"),
+]
+agg = lambda runs, get, how: sum(map(get, runs)) if how == "sum" else statistics.median(map(get, runs))
+lines = [["metric", "direct", "gateway (TLS)", "gateway/direct"]]
+for name, get, fmt, how in rows:
+    a, b = agg(direct, get, how), agg(gateway, get, how)
+    lines.append([name, fmt.format(a), fmt.format(b), f"{b / a:.2f}x" if a else "-"])
+widths = [max(len(l[i]) for l in lines) for i in range(4)]
+for i, l in enumerate(lines):
+    print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(l, widths))))
+    if i == 0:
+        print("  ".join("-" * w for w in widths))
+print(f"\nrounds: {rounds}, alternating (medians; lost summed); calls per round: {direct[0]['seq']['count']} at 1, {direct[0]['par']['count']} at 64 in flight")
+PY
+echo
+echo "gateway RSS per idle session (KiB):"
+for n in $IDLE_COUNTS; do
+  echo "  $n sessions: plain ${per_session[PLAIN_URL.$n]}, TLS ${per_session[TLS_URL.$n]}"
+done
