@@ -260,6 +260,24 @@ fn validate_listeners(raw: &RawGatewayConfig, problems: &mut Vec<ConfigError>) -
                 ));
             }
         }
+        let limits = &config.limits;
+        for (key, value) in [
+            ("max_connections", limits.max_connections),
+            ("max_connections_per_ip", limits.max_connections_per_ip),
+            (
+                "upgrades_per_ip_per_second",
+                limits.upgrades_per_ip_per_second,
+            ),
+            ("invocations_per_second", limits.invocations_per_second),
+            ("burst", limits.burst),
+        ] {
+            if value == Some(0) {
+                problems.push(ConfigError::new(
+                    format!("{at}.limits.{key}"),
+                    "must be greater than 0 (remove the key to turn the limit off)",
+                ));
+            }
+        }
         if let Some(auth) = &config.auth
             && let Err(errors) = crate::auth::BuiltinAuth::from_config(&auth.0)
         {
@@ -532,6 +550,21 @@ mod tests {
         let error =
             load("edge: { h2: true, routes: [{ path_prefix: /s/, to: stream }] }").unwrap_err();
         assert!(error.contains("edge.h2"), "{error}");
+    }
+
+    #[test]
+    fn zero_limits_are_errors_not_off_switches() {
+        let error = load(
+            "listeners:\n  - { limits: { max_connections: 0, burst: 0, invocations_per_second: 5 } }\n",
+        )
+        .unwrap_err();
+        for key in ["max_connections", "burst"] {
+            let needle = format!(
+                "gw.yaml:listeners[0].limits.{key}: must be greater than 0 (remove the key to turn the limit off)"
+            );
+            assert!(error.contains(&needle), "missing {needle:?} in:\n{error}");
+        }
+        assert_eq!(error.lines().count(), 2, "{error}");
     }
 
     #[test]
