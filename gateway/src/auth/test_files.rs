@@ -1,32 +1,22 @@
-//! Test support: files for `*_file` keys, removed on drop.
+//! Test support: files for `*_file` keys (tempfile), removed on drop.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::Write;
 
-static NEXT: AtomicU64 = AtomicU64::new(0);
+use tempfile::NamedTempFile;
 
-/// A file in the temp directory with a name unique to this process and test.
+/// A temporary file holding `contents`.
 #[derive(Debug)]
-pub(super) struct TempFile(PathBuf);
+pub(super) struct TempFile(NamedTempFile);
 
 impl TempFile {
     pub(super) fn new(contents: impl AsRef<[u8]>) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "iii-gateway-auth-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::write(&path, contents).unwrap();
-        Self(path)
+        let mut file = NamedTempFile::new().unwrap();
+        file.write_all(contents.as_ref()).unwrap();
+        file.flush().unwrap();
+        Self(file)
     }
 
     pub(super) fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        self.0.path().to_str().unwrap()
     }
 }
