@@ -565,3 +565,39 @@ async fn otel_sockets_are_authenticated_and_drained() {
             .is_none()
     );
 }
+
+async fn upgrade_status(url: &str) -> Option<u16> {
+    match within(
+        STEP,
+        "upgrade",
+        Box::pin(tokio_tungstenite::connect_async(url)),
+    )
+    .await
+    {
+        Ok(_) => None,
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Some(response.status().as_u16())
+        }
+        Err(other) => panic!("unexpected upgrade failure: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn connection_caps_answer_429_per_address_and_503_overall_and_free_up_on_close() {
+    let (engine, _trusted) = backend().await;
+    let config = "listeners:\n  - { name: pub, port: 0, limits: { max_connections_per_ip: 1 } }\n  - { name: small, port: 0, limits: { max_connections: 1, max_connections_per_ip: 5 } }\n";
+    let gateway = Gateway::start(&engine, config).await;
+    let url = format!("{}/", gateway.ws_url("listener:pub"));
+    let first = RawWorker::connect_url(&url).await;
+    assert_eq!(upgrade_status(&url).await, Some(429));
+    drop(first);
+    eventually(STEP, "the permit is released on close", || {
+        let url = url.clone();
+        async move { upgrade_status(&url).await.is_none().then_some(()) }
+    })
+    .await;
+
+    let small = format!("{}/", gateway.ws_url("listener:small"));
+    let _only = RawWorker::connect_url(&small).await;
+    assert_eq!(upgrade_status(&small).await, Some(503));
+}

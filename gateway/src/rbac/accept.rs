@@ -209,6 +209,19 @@ async fn upgrade(
         &state.trusted_proxies,
         edge_trusted,
     );
+    let permit = match state.limits.admit(ip) {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            bump(&state.status.rate_limited);
+            tracing::info!(target: "audit", listener = %state.key, %ip, kind = "upgrade", code = refusal.config_key(), "{refusal}");
+            let mut response = plain(refusal.status(), "connection limit reached");
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+            return response;
+        }
+    };
     let info = RequestInfo::new(request.headers(), request.uri().query(), ip);
 
     let channel_upstream = match &route {
@@ -241,6 +254,7 @@ async fn upgrade(
     let on_upgrade = hyper::upgrade::on(&mut request);
     let task_state = Arc::clone(&state);
     task::spawn(async move {
+        let _permit = permit;
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(error) => {

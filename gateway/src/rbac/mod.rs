@@ -27,6 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::auth::BuiltinAuth;
 use crate::config::GatewayConfig;
+use crate::limits::ConnectionLimits;
 use crate::status::Status;
 use crate::task::{self, AbortOnDrop};
 use control::Control;
@@ -39,6 +40,8 @@ const CONTROL_STARTUP_WAIT: Duration = Duration::from_secs(3);
 /// After the grace period, sessions get this long to close.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 const DRAIN_POLL: Duration = Duration::from_millis(20);
+/// How often the per-address upgrade-rate state is trimmed to the addresses seen lately.
+const LIMITS_SWEEP: Duration = Duration::from_secs(10);
 
 /// WebSocket settings for every gateway socket, with the largest message accepted.
 pub(crate) fn ws_config(max_message: usize) -> WebSocketConfig {
@@ -105,6 +108,8 @@ pub(crate) struct ListenerState {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Sessions and channels open on every listener (for the drain).
     pub(crate) open: Arc<AtomicUsize>,
+    /// Connection caps and the per-address upgrade rate.
+    pub(crate) limits: ConnectionLimits,
 }
 
 impl ListenerState {
@@ -212,6 +217,7 @@ pub async fn start(
             edge_secret: Arc::clone(&secret),
             shutdown: shutdown_rx.clone(),
             open: Arc::clone(&open),
+            limits: ConnectionLimits::new(&c.limits),
         });
         bound.push((state, public, acceptor, handoff));
     }
@@ -242,6 +248,16 @@ pub async fn start(
         ));
         tracing::info!(listener = %state.key, %local, tls = acceptor.is_some(), "RBAC listener accepting");
         let edge_state = Arc::clone(&state);
+        let sweep_state = Arc::clone(&state);
+        running
+            .accept_loops
+            .push(AbortOnDrop(task::spawn(async move {
+                let mut every = tokio::time::interval(LIMITS_SWEEP);
+                loop {
+                    every.tick().await;
+                    sweep_state.limits.retain_recent();
+                }
+            })));
         running
             .accept_loops
             .push(AbortOnDrop(task::spawn(accept::accept_loop(
