@@ -13,3 +13,4 @@ pub mod rbac;
 pub mod run;
 pub mod status;
 mod task;
+pub mod telemetry;

@@ -63,34 +63,34 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &RunArgs) -> ExitCode {
-    init_logging();
     match iii_gateway::config::load_file(&args.config) {
         Ok(config) => {
-            for warning in &config.warnings {
-                tracing::warn!("{warning}");
-            }
             match iii_gateway::run::run(&config, args.ready_file.as_deref()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
+                    // Telemetry may not be up yet: make sure the error is printed.
+                    init_logging();
                     tracing::error!("{error:#}");
                     ExitCode::FAILURE
                 }
             }
         }
         Err(errors) => {
+            init_logging();
             tracing::error!("{errors}");
             ExitCode::FAILURE
         }
     }
 }
 
+/// Plain stderr logging when the configured telemetry is not (yet) installed.
 fn init_logging() {
-    tracing_subscriber::fmt()
+    let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .try_init();
 }

@@ -23,7 +23,14 @@ pub fn run(config: &GatewayConfig, ready_file: Option<&Path>) -> anyhow::Result<
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    runtime.block_on(async {
+    let telemetry = {
+        let _context = runtime.enter();
+        crate::telemetry::init(&config.telemetry)?
+    };
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let outcome = runtime.block_on(async {
         let status = Arc::new(Status::default());
         let listeners = rbac::start(config, None, Arc::clone(&status)).await?;
         let line = iii_engine::ready_line("iii-gateway", listeners.addrs());
@@ -36,7 +43,9 @@ pub fn run(config: &GatewayConfig, ready_file: Option<&Path>) -> anyhow::Result<
         tracing::info!("shutting down: sessions get {SHUTDOWN_GRACE:?} before they are closed");
         listeners.shutdown(SHUTDOWN_GRACE).await;
         Ok(())
-    })
+    });
+    telemetry.shutdown();
+    outcome
 }
 
 /// SIGTERM or Ctrl-C.
