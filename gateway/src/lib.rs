@@ -12,6 +12,7 @@ pub mod admin;
 pub mod auth;
 pub mod check;
 pub mod config;
+pub mod dev;
 pub mod edge;
 pub mod limits;
 pub mod rbac;

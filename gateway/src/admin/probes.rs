@@ -65,7 +65,10 @@ impl Probes {
             })
             .collect();
         let ready = failed.is_empty();
-        (ready, json!({ "ready": ready, "failed": failed, "checks": checks }))
+        (
+            ready,
+            json!({ "ready": ready, "failed": failed, "checks": checks }),
+        )
     }
 }
 
@@ -139,7 +142,10 @@ async fn get_status(base: &str, path: &str) -> Result<u16, String> {
     }
     let head = String::from_utf8_lossy(buf.get(..filled).unwrap_or_default());
     let mut parts = head.split_whitespace();
-    match (parts.next(), parts.next().and_then(|s| s.parse::<u16>().ok())) {
+    match (
+        parts.next(),
+        parts.next().and_then(|s| s.parse::<u16>().ok()),
+    ) {
         (Some(version), Some(status)) if version.starts_with("HTTP/1.") => Ok(status),
         _ => Err("not an HTTP response".to_owned()),
     }

@@ -19,8 +19,8 @@ use tokio::task::JoinSet;
 use super::metrics;
 use super::probes::Probes;
 use crate::config::{AdminSection, EngineTarget};
-use crate::task::{self, AbortOnDrop};
 use crate::status::Status;
+use crate::task::{self, AbortOnDrop};
 
 /// A client gets this long to send its request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,7 +31,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     /// The address could not be bound.
-    #[error("cannot listen on {host}:{port} for the admin listener (admin.host/admin.port): {source}")]
+    #[error(
+        "cannot listen on {host}:{port} for the admin listener (admin.host/admin.port): {source}"
+    )]
     Bind {
         /// Configured host.
         host: String,
@@ -167,7 +169,11 @@ async fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes
 }
 
 fn text(code: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    respond(code, "text/plain; charset=utf-8", Bytes::from_static(body.as_bytes()))
+    respond(
+        code,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(body.as_bytes()),
+    )
 }
 
 fn json(code: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {

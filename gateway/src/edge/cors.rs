@@ -136,7 +136,10 @@ mod tests {
     #[test]
     fn only_listed_origins_are_echoed() {
         let cors = cors();
-        assert_eq!(cors.decide(&request("GET", None, false)), CorsDecision::Plain);
+        assert_eq!(
+            cors.decide(&request("GET", None, false)),
+            CorsDecision::Plain
+        );
         assert_eq!(
             cors.decide(&request("GET", Some("https://evil.example"), false)),
             CorsDecision::Plain
@@ -155,10 +158,7 @@ mod tests {
             panic!("{ok:?}")
         };
         let resp = cors.preflight_response(204, Some(&origin)).unwrap();
-        assert_eq!(
-            resp.headers["access-control-allow-methods"],
-            "GET, POST"
-        );
+        assert_eq!(resp.headers["access-control-allow-methods"], "GET, POST");
         assert_eq!(
             cors.decide(&request("OPTIONS", Some("https://evil.example"), true)),
             CorsDecision::Preflight(403, None)
@@ -168,7 +168,8 @@ mod tests {
     #[test]
     fn upstream_cors_headers_are_replaced() {
         let mut resp = ResponseHeader::build(200, None).unwrap();
-        resp.insert_header("access-control-allow-origin", "*").unwrap();
+        resp.insert_header("access-control-allow-origin", "*")
+            .unwrap();
         Cors::decorate(&mut resp, &CorsDecision::Plain).unwrap();
         assert!(resp.headers.get("access-control-allow-origin").is_none());
     }

@@ -9,5 +9,4 @@ mod service;
 mod upstream;
 
 pub use server::{EdgeError, RunningEdge, start};
-pub use upstream::EdgeHandoff;
 pub(crate) use upstream::host_port;

@@ -83,11 +83,8 @@ impl ProxyHttp for EdgeProxy {
             .and_then(|h| h.to_str().ok())
             .or_else(|| req.uri.authority().map(http::uri::Authority::as_str))
             .map(routes::request_host);
-        let Some(index) = routes::find(
-            self.routes.iter().map(|r| &r.route),
-            host,
-            req.uri.path(),
-        ) else {
+        let Some(index) = routes::find(self.routes.iter().map(|r| &r.route), host, req.uri.path())
+        else {
             session.respond_error(404).await?;
             return Ok(true);
         };

@@ -100,7 +100,11 @@ mod tests {
         let routes = [
             route(Some("api.example.com"), None, RouteTarget::Rest),
             route(None, Some("/api"), RouteTarget::Rest),
-            route(None, Some("/rbac"), RouteTarget::Listener("listener:w".into())),
+            route(
+                None,
+                Some("/rbac"),
+                RouteTarget::Listener("listener:w".into()),
+            ),
             route(Some("ws.example.com"), Some("/s"), RouteTarget::Stream),
         ];
         assert_eq!(find(&routes, Some("API.example.com"), "/rbac/x"), Some(0));
@@ -137,7 +141,10 @@ mod tests {
     #[test]
     fn client_sent_forwarded_for_counts_only_from_trusted_peers() {
         let peer: IpAddr = "10.0.0.9".parse().unwrap();
-        assert_eq!(forwarded_for_chain(peer, Some("1.2.3.4"), false), "10.0.0.9");
+        assert_eq!(
+            forwarded_for_chain(peer, Some("1.2.3.4"), false),
+            "10.0.0.9"
+        );
         assert_eq!(
             forwarded_for_chain(peer, Some("1.2.3.4"), true),
             "1.2.3.4, 10.0.0.9"

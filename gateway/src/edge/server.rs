@@ -3,7 +3,6 @@
 //! by our signal handling (`Server::run` with a custom `ShutdownSignalWatch`, never
 //! `run_forever`, which exits the process). Grace periods are explicit and short.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +18,9 @@ use tokio::time::Instant;
 use super::cors::Cors;
 use super::proxy::{EdgeProxy, EdgeRoute};
 use super::service::EdgeService;
-use super::upstream::{self, EdgeHandoff};
+use super::upstream;
 use crate::config::{GatewayConfig, RouteTarget};
+use crate::rbac::EdgeHandoff;
 use crate::tls::{Alpn, TlsError, TlsStore};
 
 /// In-flight HTTP requests get this long after shutdown starts (pingora's
@@ -122,8 +122,8 @@ impl RunningEdge {
     }
 }
 
-/// Starts the edge of `config` (`None` when it has no `edge:` block). `handoffs` maps RBAC
-/// listener keys to their edge handoff.
+/// Starts the edge of `config` (`None` when it has no `edge:` block). `handoff` gives an RBAC
+/// listener's edge handoff by key (`listener:<name>`).
 ///
 /// # Errors
 /// A bind failure, an unresolvable engine URL, a route to a listener without handoff, or
@@ -131,7 +131,7 @@ impl RunningEdge {
 pub fn start(
     config: &GatewayConfig,
     tls: Option<&TlsStore>,
-    handoffs: &HashMap<String, EdgeHandoff>,
+    handoff: &dyn Fn(&str) -> Option<EdgeHandoff>,
 ) -> Result<Option<RunningEdge>, EdgeError> {
     let Some(edge) = &config.edge else {
         return Ok(None);
@@ -147,15 +147,21 @@ pub fn start(
             );
         }
         routes.push(EdgeRoute {
-            upstream: upstream::resolve(&route.target, &config.engine, handoffs)?,
+            upstream: upstream::resolve(&route.target, &config.engine, handoff)?,
             cors: route.target == RouteTarget::Rest && section.cors.is_some(),
             route: route.clone(),
         });
     }
     let acceptor = if edge.tls {
         let store = tls.ok_or(EdgeError::NoCertificates)?;
-        let alpn = if section.h2 { Alpn::H2Http1 } else { Alpn::Http1 };
-        Some(Arc::new(Acceptor::from_server_config(store.server_config(alpn)?)))
+        let alpn = if section.h2 {
+            Alpn::H2Http1
+        } else {
+            Alpn::Http1
+        };
+        Some(Arc::new(Acceptor::from_server_config(
+            store.server_config(alpn)?,
+        )))
     } else {
         None
     };
@@ -208,9 +214,5 @@ pub fn start(
             tracing::debug!("edge: pingora stopped");
         })
         .map_err(EdgeError::Thread)?;
-    Ok(Some(RunningEdge {
-        addr,
-        stop,
-        thread,
-    }))
+    Ok(Some(RunningEdge { addr, stop, thread }))
 }

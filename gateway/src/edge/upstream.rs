@@ -1,32 +1,14 @@
 //! Where each route goes: the engine's surfaces (from `engine.*` URLs, resolved once at
-//! start) and RBAC listeners (their loopback edge-handoff address and secret).
+//! start) and RBAC listeners (their loopback edge-handoff address and secret, from
+//! [`crate::rbac::RunningRbac::handoff`]).
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::sync::Arc;
 
 use crate::config::{EngineTarget, RouteTarget};
+use crate::rbac::EdgeHandoff;
 
 use super::EdgeError;
-
-/// An RBAC listener's edge handoff: a loopback address that honours `X-Forwarded-For` only
-/// with the secret in `x-iii-edge-secret`.
-#[derive(Clone)]
-pub struct EdgeHandoff {
-    /// The handoff listener's address.
-    pub addr: SocketAddr,
-    /// The shared secret sent in `x-iii-edge-secret`.
-    pub secret: Arc<str>,
-}
-
-impl std::fmt::Debug for EdgeHandoff {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EdgeHandoff")
-            .field("addr", &self.addr)
-            .field("secret", &"<redacted>")
-            .finish()
-    }
-}
 
 /// A resolved upstream.
 #[derive(Clone)]
@@ -55,16 +37,14 @@ impl std::fmt::Debug for Upstream {
 pub(crate) fn resolve(
     target: &RouteTarget,
     engine: &EngineTarget,
-    handoffs: &HashMap<String, EdgeHandoff>,
+    handoff: &dyn Fn(&str) -> Option<EdgeHandoff>,
 ) -> Result<Upstream, EdgeError> {
     match target {
         RouteTarget::Rest => from_url("engine.rest_url", &engine.rest_url),
         RouteTarget::Stream => from_url("engine.stream_url", &engine.stream_url),
         RouteTarget::Engine => from_url("engine.url", &engine.url),
         RouteTarget::Listener(key) => {
-            let handoff = handoffs
-                .get(key)
-                .ok_or_else(|| EdgeError::NoHandoff(key.clone()))?;
+            let handoff = handoff(key).ok_or_else(|| EdgeError::NoHandoff(key.clone()))?;
             Ok(Upstream {
                 addr: handoff.addr,
                 tls: false,
@@ -118,7 +98,10 @@ mod tests {
             host_port("https://api.example.com"),
             Some(("api.example.com".into(), 443, true))
         );
-        assert_eq!(host_port("http://[::1]:3111"), Some(("::1".into(), 3111, false)));
+        assert_eq!(
+            host_port("http://[::1]:3111"),
+            Some(("::1".into(), 3111, false))
+        );
         assert_eq!(host_port("nope"), None);
     }
 }

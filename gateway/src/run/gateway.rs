@@ -1,7 +1,6 @@
 //! Orchestration shared by `run` and `dev`: TLS store, RBAC listeners, admin listener and
 //! edge started in that order, the ready file once all accept, then a graceful stop of each.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,12 +9,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::signals::Signals;
-use crate::task::{self, AbortOnDrop};
 use crate::admin::{self, AdminError, RunningAdmin};
 use crate::config::GatewayConfig;
-use crate::edge::{self, EdgeError, EdgeHandoff, RunningEdge};
+use crate::edge::{self, EdgeError, RunningEdge};
+use crate::rbac::{self, RbacStartError, RunningRbac};
 use crate::status::Status;
-use crate::tls::{TlsError, TlsStore, watch_files};
+use crate::task::{self, AbortOnDrop};
+use crate::tls::{Alpn, TlsError, TlsStore, watch_files};
 
 /// RBAC sessions get this long after SIGTERM before they are closed with 1001.
 pub(crate) const RBAC_GRACE: Duration = Duration::from_secs(2);
@@ -36,8 +36,8 @@ pub enum RunError {
     #[error(transparent)]
     Edge(#[from] EdgeError),
     /// The RBAC listeners could not start.
-    #[error("RBAC listeners: {0}")]
-    Rbac(String),
+    #[error("RBAC listener {0}")]
+    Rbac(#[from] RbacStartError),
     /// The embedded engine (dev) could not start.
     #[error("embedded engine: {0}")]
     Engine(String),
@@ -55,6 +55,7 @@ pub enum RunError {
 #[derive(Debug)]
 pub struct Gateway {
     addrs: Vec<(String, SocketAddr)>,
+    rbac: RunningRbac,
     admin: Option<RunningAdmin>,
     edge: Option<RunningEdge>,
     tls: Option<Arc<TlsStore>>,
@@ -71,15 +72,12 @@ impl Gateway {
         let tls = config.tls.as_ref().map(TlsStore::load).transpose()?;
         let mut addrs = Vec::new();
 
-        // RBAC listeners: `crate::rbac::start` (issue #4) plugs in here, filling `handoffs`
-        // and `addrs` (keys `listener:<name>`); until it lands, declared listeners are refused.
-        let handoffs: HashMap<String, EdgeHandoff> = HashMap::new();
-        if !config.listeners.is_empty() {
-            return Err(RunError::Rbac(
-                "this build has no RBAC listener yet; remove listeners: to run the edge alone"
-                    .to_owned(),
-            ));
-        }
+        let listener_tls = tls
+            .as_ref()
+            .map(|store| store.server_config(Alpn::Http1))
+            .transpose()?;
+        let rbac = rbac::start(config, listener_tls, status.clone()).await?;
+        addrs.extend(rbac.addrs().iter().cloned());
 
         let admin = match &config.admin {
             Some(section) => {
@@ -93,7 +91,7 @@ impl Gateway {
             }
             None => None,
         };
-        let edge = edge::start(config, tls.as_deref(), &handoffs)?;
+        let edge = edge::start(config, tls.as_deref(), &|key| rbac.handoff(key))?;
         if let Some(edge) = &edge {
             addrs.push(("edge".to_owned(), edge.addr()));
         }
@@ -106,6 +104,7 @@ impl Gateway {
             .map(|store| AbortOnDrop(task::spawn(watch_files(store, stop_rx))));
         Ok(Self {
             addrs,
+            rbac,
             admin,
             edge,
             tls,
@@ -134,7 +133,7 @@ impl Gateway {
         if let Some(edge) = &self.edge {
             edge.begin_shutdown();
         }
-        // RBAC listeners drain here (`RunningRbac::shutdown(RBAC_GRACE)`) once they exist.
+        self.rbac.shutdown(RBAC_GRACE).await;
         if let Some(admin) = self.admin {
             admin.shutdown().await;
         }

@@ -5,5 +5,5 @@ mod gateway;
 mod signals;
 
 pub use gateway::{Gateway, RunError, run};
-pub(crate) use gateway::{RBAC_GRACE, announce_ready, build_runtime, wait_for_shutdown};
+pub(crate) use gateway::{announce_ready, build_runtime, wait_for_shutdown};
 pub(crate) use signals::Signals;

@@ -78,19 +78,16 @@ pub(crate) fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<Certifie
         path: key.to_owned(),
         reason: e.to_string(),
     })?;
-    let signing = rustls::crypto::ring::sign::any_supported_type(&private).map_err(|e| {
-        TlsError::BadKey {
+    let signing =
+        rustls::crypto::ring::sign::any_supported_type(&private).map_err(|e| TlsError::BadKey {
             path: key.to_owned(),
             reason: e.to_string(),
-        }
-    })?;
-    let certified = CertifiedKey::new(chain, signing);
-    certified
-        .keys_match()
-        .map_err(|_| TlsError::KeyMismatch {
-            cert: cert.to_owned(),
-            key: key.to_owned(),
         })?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|_| TlsError::KeyMismatch {
+        cert: cert.to_owned(),
+        key: key.to_owned(),
+    })?;
     Ok(Arc::new(certified))
 }
 

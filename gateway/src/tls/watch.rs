@@ -40,7 +40,9 @@ pub async fn watch_files(store: Arc<TlsStore>, mut shutdown: watch::Receiver<boo
         }
         seen = now;
         match store.reload() {
-            Ok(count) => tracing::info!(certificates = count, "certificate files changed: reloaded"),
+            Ok(count) => {
+                tracing::info!(certificates = count, "certificate files changed: reloaded")
+            }
             Err(error) => tracing::warn!(
                 error = %error,
                 "certificate files changed but cannot be loaded: keeping the previous certificates"
