@@ -49,7 +49,7 @@ pub(crate) fn resolve(
                 addr: handoff.addr,
                 tls: false,
                 sni: String::new(),
-                secret: Some(handoff.secret.clone()),
+                secret: Some(handoff.secret),
             })
         }
     }
@@ -58,7 +58,11 @@ pub(crate) fn resolve(
 /// `host:port` of a URL (default port by scheme), for probes and upstreams.
 pub(crate) fn host_port(url: &str) -> Option<(String, u16, bool)> {
     let uri: http::Uri = url.parse().ok()?;
-    let tls = matches!(uri.scheme_str(), Some("https" | "wss"));
+    let tls = match uri.scheme_str()? {
+        "https" | "wss" => true,
+        "http" | "ws" => false,
+        _ => return None,
+    };
     let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     Some((host.to_owned(), port, tls))
