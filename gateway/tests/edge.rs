@@ -2,6 +2,8 @@
 //! front of echo upstreams: routing styles, prefix stripping, forwarded headers, WebSocket
 //! passthrough, limits, CORS, the trusted-port opt-in, health, shutdown and start-up errors.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use std::net::SocketAddr;

@@ -10,6 +10,8 @@
     clippy::panic,
     clippy::print_stderr,
     clippy::disallowed_methods,
+    clippy::string_slice,
+    clippy::indexing_slicing,
     unreachable_pub,
     missing_docs
 )]
