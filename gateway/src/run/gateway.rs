@@ -18,7 +18,7 @@ use crate::task::{self, AbortOnDrop};
 use crate::tls::{Alpn, TlsError, TlsStore, watch_files};
 
 /// RBAC sessions get this long after SIGTERM before they are closed with 1001.
-pub(crate) const RBAC_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const RBAC_GRACE: Duration = Duration::from_secs(5);
 
 /// Why the gateway stopped with an error.
 #[derive(Debug, thiserror::Error)]
