@@ -2,15 +2,22 @@
 //!
 //! - `config`: the gateway config file, validated into [`config::GatewayConfig`].
 //! - `auth`: built-in JWT / API-key authentication.
-//! - The RBAC listener, TLS, the reverse-proxy edge and the admin listener are started by
-//!   the binary from a validated config.
+//! - `rbac`: the RBAC listeners (per-frame gating in front of the engine's trusted port).
+//! - `tls`: certificates chosen by SNI, reloadable, shared by every TLS surface.
+//! - `edge`: the reverse proxy (pingora) and its routes.
+//! - `admin`: `/healthz`, `/readyz`, `/status`, `/metrics`.
+//! - `run`: starting and stopping all of it; `dev`: the same with an embedded engine.
 
+pub mod admin;
 pub mod auth;
 pub mod check;
 pub mod config;
+pub mod dev;
+pub mod edge;
 pub mod limits;
 pub mod rbac;
 pub mod run;
 pub mod status;
 mod task;
 pub mod telemetry;
+pub mod tls;

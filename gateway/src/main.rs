@@ -1,5 +1,5 @@
 //! `iii-gateway [run] --config FILE [--ready-file PATH]`, `iii-gateway check --config FILE`,
-//! `iii-gateway policy test [PATH…]`.
+//! `iii-gateway dev [--ready-file PATH] [--port-base N]`, `iii-gateway policy test [PATH…]`.
 
 mod policy_cmd;
 
@@ -33,6 +33,8 @@ enum Command {
         #[arg(long, short = 'c')]
         config: PathBuf,
     },
+    /// Local development: an embedded engine and the gateway, self-signed TLS, fixed ports.
+    Dev(DevArgs),
     /// Work with RBAC policies.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
@@ -49,12 +51,25 @@ struct RunArgs {
     ready_file: Option<PathBuf>,
 }
 
+/// `iii-gateway dev` arguments.
+#[derive(Debug, Args)]
+struct DevArgs {
+    /// Write `{"service","pid","addrs"}` here (atomically) once every listener accepts.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+    /// Use ports N..N+4 (engine worker, engine REST, RBAC listener, edge, admin) instead of
+    /// 49134, 3111, 49135, 8443, 9464; 0 picks free ports.
+    #[arg(long, value_name = "N")]
+    port_base: Option<u16>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match (cli.command, cli.run) {
         (Some(Command::Policy(command)), _) => policy_cmd::run(&command),
         (Some(Command::Check { config }), _) => iii_gateway::check::run(&config),
         (Some(Command::Run(args)), _) | (None, Some(args)) => run(&args),
+        (Some(Command::Dev(args)), _) => dev(args),
         (None, None) => {
             let _ = <Cli as clap::CommandFactory>::command().print_help();
             ExitCode::from(2)
@@ -62,7 +77,34 @@ fn main() -> ExitCode {
     }
 }
 
+fn dev(args: DevArgs) -> ExitCode {
+    init_logging();
+    install_crypto_provider();
+    let options = iii_gateway::dev::DevOptions {
+        ready_file: args.ready_file,
+        port_base: args.port_base,
+    };
+    match iii_gateway::dev::run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// rustls' process-wide provider is ring (as pingora-rustls uses), installed before anything
+/// builds a TLS config.
+#[expect(
+    deprecated,
+    reason = "ring (as pingora-rustls uses) has no post-quantum key exchange"
+)]
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 fn run(args: &RunArgs) -> ExitCode {
+    install_crypto_provider();
     match iii_gateway::config::load_file(&args.config) {
         Ok(config) => {
             match iii_gateway::run::run(&config, args.ready_file.as_deref()) {
@@ -70,7 +112,7 @@ fn run(args: &RunArgs) -> ExitCode {
                 Err(error) => {
                     // Telemetry may not be up yet: make sure the error is printed.
                     init_logging();
-                    tracing::error!("{error:#}");
+                    tracing::error!("{error}");
                     ExitCode::FAILURE
                 }
             }

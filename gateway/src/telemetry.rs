@@ -145,7 +145,10 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[allow(clippy::disallowed_methods, reason = "a test runs its fake collector beside it")]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a test runs its fake collector beside it"
+    )]
     async fn spans_reach_an_otlp_collector() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
