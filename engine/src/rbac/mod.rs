@@ -16,3 +16,6 @@ mod upgrade;
 pub(crate) use auth::auth_input;
 pub(crate) use gate::Gate;
 pub(crate) use upgrade::{serve_otel, serve_worker};
+
+#[cfg(test)]
+mod tests;
