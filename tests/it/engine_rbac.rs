@@ -474,3 +474,52 @@ async fn a_python_sdk_worker_authenticates_with_its_token_on_the_rbac_port() {
     let denied = python.trigger("secret::run", json!({})).await;
     assert_eq!(denied["ok"], json!(false), "{denied}");
 }
+
+#[tokio::test]
+async fn a_session_unregisters_only_its_own_triggers() {
+    let (engine, addr) = engine().await;
+    let _control = ControlPlane::start(&engine).await;
+    let mut bob = session(&addr, "bob").await;
+    let trigger_id = uuid::Uuid::new_v4().to_string();
+    bob.send(
+        json!({"type": "registertrigger", "id": trigger_id, "trigger_type": "cron",
+                    "function_id": "api::echo", "config": {}}),
+    )
+    .await;
+    bob.sync().await;
+    let mut alice = session(&addr, "alice").await;
+    alice
+        .send(json!({"type": "unregistertrigger", "id": trigger_id, "trigger_type": "cron"}))
+        .await;
+    // Nor may alice replace it through its id.
+    alice
+        .send(
+            json!({"type": "registertrigger", "id": trigger_id, "trigger_type": "cron",
+                     "function_id": "api::echo", "config": {}}),
+        )
+        .await;
+    let refused = alice
+        .recv_matching("triggerregistrationresult", |v| {
+            v["type"] == "triggerregistrationresult"
+        })
+        .await;
+    assert_eq!(refused["error"]["code"], "REGISTRATION_DENIED", "{refused}");
+    let mut trusted = RawWorker::connect(&engine).await;
+    let info = trusted
+        .call_ok(
+            "engine::registered-triggers::info",
+            json!({"id": trigger_id}),
+        )
+        .await;
+    assert!(info.to_string().contains("api::echo"), "{info}");
+    bob.send(json!({"type": "unregistertrigger", "id": trigger_id, "trigger_type": "cron"}))
+        .await;
+    bob.sync().await;
+    let gone = trusted
+        .call(
+            "engine::registered-triggers::info",
+            json!({"id": trigger_id}),
+        )
+        .await;
+    assert_eq!(gone["error"]["code"], "NOT_FOUND", "{gone}");
+}
