@@ -52,8 +52,13 @@ pub(crate) enum WireError<'a> {
     HookDenied,
     /// An RBAC session tried to take over a trigger type another worker provides.
     TriggerTypeTaken(&'a str),
-    /// An RBAC session sent an invoke larger than `limits.max_message_bytes` (the limit).
-    MessageTooLarge(u64),
+    /// An RBAC session sent an invoke larger than `limits.max_message_bytes`.
+    MessageTooLarge {
+        /// The message's size.
+        bytes: usize,
+        /// The listener's limit.
+        limit: u64,
+    },
     /// An RBAC listener's auth failed (the reason).
     AuthFailed(&'a str),
 }
@@ -116,9 +121,9 @@ impl WireError<'_> {
                 WireCode::RegistrationDenied.as_str(),
                 format!("trigger type '{id}' is provided by another worker"),
             ),
-            Self::MessageTooLarge(limit) => ErrorBody::new(
+            Self::MessageTooLarge { bytes, limit } => ErrorBody::new(
                 "payload_too_large",
-                format!("message exceeds limits.max_message_bytes ({limit} bytes)"),
+                format!("message of {bytes} bytes exceeds limits.max_message_bytes ({limit})"),
             ),
             Self::AuthFailed(reason) => ErrorBody::new(WireCode::AuthError.as_str(), *reason),
         }

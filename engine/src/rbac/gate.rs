@@ -106,13 +106,11 @@ impl Gate {
         match protocol::parse_frame(text) {
             Ok(frame) if frame.frame_type() == FrameType::InvokeFunction => {
                 let function_id = frame.function_id.as_deref().unwrap_or_default();
-                answer_error(
-                    worker,
-                    &frame,
-                    function_id,
-                    &WireError::MessageTooLarge(limit),
-                )
-                .await;
+                let error = WireError::MessageTooLarge {
+                    bytes: text.len(),
+                    limit,
+                };
+                answer_error(worker, &frame, function_id, &error).await;
                 None
             }
             _ => Some(CloseFrame {
@@ -189,7 +187,7 @@ impl Gate {
         let data = rewritten.as_deref().unwrap_or(data);
         if let Some(middleware) = self.policy.middleware_for(&resolved) {
             let middleware = middleware.to_owned();
-            return self.spawn_middleware(engine, worker, frame, sent, &resolved, data, middleware);
+            return self.spawn_middleware(engine, worker, frame, &resolved, data, middleware);
         }
         router::invoke_as(engine, worker, frame, &resolved, data).await;
     }

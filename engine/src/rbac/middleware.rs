@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::Instrument;
-use uuid::Uuid;
 
 use super::gate::Gate;
 use crate::engine::Engine;
@@ -21,17 +20,13 @@ use crate::worker_handle::WorkerHandle;
 const MIDDLEWARE_DEADLINE: Duration = Duration::from_secs(300);
 
 impl Gate {
-    /// Starts the middleware for an allowed invoke of `resolved` (sent as `sent`).
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one call site; the parts of one invoke"
-    )]
+    /// Starts the middleware for an allowed invoke of `resolved` (the own `P::id` of a bare
+    /// self-invoke, else the id as sent).
     pub(super) fn spawn_middleware(
         &mut self,
         engine: &Arc<Engine>,
         worker: &Arc<WorkerHandle>,
         frame: &Frame<'_>,
-        sent: &str,
         resolved: &str,
         data: &str,
         middleware: String,
@@ -39,8 +34,10 @@ impl Gate {
         let input = middleware_input(resolved, data, frame.action.as_ref(), self.context.get());
         let engine = engine.clone();
         let caller = worker.clone();
-        let reply_to = frame.invocation_id.unwrap_or_else(Uuid::new_v4);
-        let function_id = sent.to_owned();
+        // Void calls get no answer (spec §2.2), as on the trusted path and in iii-gateway.
+        let reply_to = router::reply_id(frame);
+        // The answer names the resolved target, as iii-gateway's does.
+        let function_id = resolved.to_owned();
         let metadata = frame.metadata.map(|m| m.get().to_owned());
         let traceparent = frame.traceparent.as_deref().map(str::to_owned);
         let baggage = frame.baggage.as_deref().map(str::to_owned);
@@ -54,6 +51,9 @@ impl Gate {
                 MIDDLEWARE_DEADLINE,
             )
             .await;
+            let Some(reply_to) = reply_to else {
+                return;
+            };
             let trace = Trace {
                 traceparent: traceparent.as_deref(),
                 baggage: baggage.as_deref(),
@@ -64,7 +64,7 @@ impl Gate {
             };
             let _ = caller.send_text(text).await;
         };
-        let span = tracing::debug_span!("invocation", fn.id = resolved, invocation.id = %reply_to);
+        let span = tracing::debug_span!("invocation", fn.id = resolved, invocation.id = ?reply_to);
         self.calls.spawn(call.instrument(span));
     }
 }
