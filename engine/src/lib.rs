@@ -17,6 +17,7 @@ mod listener;
 mod lock;
 mod pending;
 mod protocol;
+mod rbac;
 mod ready;
 mod registry;
 mod router;

@@ -1,7 +1,8 @@
-//! The trusted worker listener (`iii-worker-manager`, 49134): accepts TCP, performs the
-//! WebSocket upgrade within `handshake_timeout_ms`, and routes by path — `/` to a worker
-//! session, `/otel` to a drain, `/ws/channels/{id}` to a channel end (404 before the upgrade
-//! for an unknown id or key).
+//! The worker listeners (`iii-worker-manager`: the trusted 49134, and RBAC listeners): accept
+//! TCP, perform the WebSocket upgrade within `handshake_timeout_ms`, and route by path — `/`
+//! to a worker session, `/otel` to a drain, `/ws/channels/{id}` to a channel end (404 before
+//! the upgrade for an unknown id or key). On an RBAC listener `/` and `/otel` authenticate
+//! first (`crate::rbac`); channels are a capability check on both kinds.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,8 +18,11 @@ use tokio_tungstenite::{WebSocketStream, accept_hdr_async_with_config};
 use tracing::Instrument;
 
 use crate::channels::{self, Direction, End};
+use policies::ListenerPolicy;
+use serde_json::Value;
+
 use crate::engine::{Engine, shutting_down};
-use crate::worker_conn;
+use crate::{rbac, worker_conn};
 
 /// Largest message accepted (fragments reassembled); larger ones close the socket with 1009.
 pub(crate) const MAX_MESSAGE_BYTES: usize = 64 << 20;
@@ -49,12 +53,15 @@ enum Route {
 }
 
 /// Accepts connections until the task is dropped; each connection is owned by the loop's
-/// `JoinSet` and aborted with it.
+/// `JoinSet` and aborted with it. `rbac` is the policy of an RBAC listener; `None` for a
+/// trusted one.
 pub(crate) async fn accept_loop(
     engine: Arc<Engine>,
     listener: TcpListener,
     handshake_timeout: Duration,
+    rbac: Option<Arc<ListenerPolicy>>,
 ) {
+    let name = if rbac.is_some() { "rbac" } else { "worker" };
     let mut conns = JoinSet::new();
     let mut shutdown = engine.shutdown.subscribe();
     loop {
@@ -63,8 +70,9 @@ pub(crate) async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let span = tracing::debug_span!("conn", client.addr = %peer, listener = "worker");
-                    conns.spawn(handle(engine.clone(), stream, peer, handshake_timeout).instrument(span));
+                    let span = tracing::debug_span!("conn", client.addr = %peer, listener = name);
+                    let conn = handle(engine.clone(), stream, peer, handshake_timeout, rbac.clone());
+                    conns.spawn(conn.instrument(span));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -122,11 +130,18 @@ async fn handle(
     stream: TcpStream,
     peer: SocketAddr,
     handshake_timeout: Duration,
+    rbac: Option<Arc<ListenerPolicy>>,
 ) {
     let mut route = None;
+    // On an RBAC listener, what the auth function will see of the upgrade request.
+    let mut auth_input: Option<Value> = None;
     #[allow(clippy::result_large_err, reason = "tungstenite's callback signature")]
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        route = Some(route_request(&engine, req).ok_or_else(not_found)?);
+        let found = route_request(&engine, req).ok_or_else(not_found)?;
+        if rbac.is_some() && matches!(found, Route::Worker | Route::Otel) {
+            auth_input = Some(rbac::auth_input(req, peer));
+        }
+        route = Some(found);
         Ok(resp)
     };
     let upgraded = tokio::time::timeout(
@@ -145,10 +160,18 @@ async fn handle(
             return;
         }
     };
-    match route {
-        Some(Route::Worker) => worker_conn::serve(engine, ws, peer).await,
-        Some(Route::Otel) => drain(ws).await,
-        Some(Route::Channel { id, key, direction }) => {
+    match (route, rbac) {
+        (Some(Route::Worker), None) => worker_conn::serve(engine, ws, peer, None).await,
+        (Some(Route::Worker), Some(policy)) => {
+            let input = auth_input.unwrap_or(Value::Null);
+            rbac::serve_worker(engine, policy, ws, peer, input).await;
+        }
+        (Some(Route::Otel), None) => drain(ws).await,
+        (Some(Route::Otel), Some(policy)) => {
+            let input = auth_input.unwrap_or(Value::Null);
+            rbac::serve_otel(engine, policy, ws, input).await;
+        }
+        (Some(Route::Channel { id, key, direction }), _) => {
             match engine.channels.take(&id, &key, direction) {
                 Some(End::Writer(tx)) => channels::serve_writer(ws, tx).await,
                 Some(End::Reader(rx)) => {
@@ -163,13 +186,13 @@ async fn handle(
                 }
             }
         }
-        None => {}
+        (None, _) => {}
     }
 }
 
 /// `/otel`: telemetry frames are accepted and discarded (rejecting them makes the SDK
 /// exporters reconnect forever).
-async fn drain(mut ws: WebSocketStream<TcpStream>) {
+pub(crate) async fn drain(mut ws: WebSocketStream<TcpStream>) {
     while let Some(Ok(msg)) = ws.next().await {
         if msg.is_close() {
             break;

@@ -267,12 +267,34 @@ pub(crate) fn result_frame(
 
 /// `invocationresult` carrying an error body.
 pub(crate) fn error_frame(invocation_id: &Uuid, function_id: &str, error: &ErrorBody) -> String {
+    traced_error_frame(invocation_id, function_id, error, Trace::default())
+}
+
+/// `invocationresult` carrying an error body and the caller's trace context (RBAC denials
+/// echo it, spec rbac §4.5).
+pub(crate) fn traced_error_frame(
+    invocation_id: &Uuid,
+    function_id: &str,
+    error: &ErrorBody,
+    trace: Trace<'_>,
+) -> String {
     let mut out = String::with_capacity(function_id.len() + error.message.len() + 128);
     out.push_str("{\"type\":\"invocationresult\",\"invocation_id\":");
     push_uuid(&mut out, invocation_id);
     out.push_str(",\"function_id\":");
     push_json_str(&mut out, function_id);
     out.push_str(",\"error\":");
+    push_error(&mut out, error);
+    trace.push(&mut out);
+    out.push('}');
+    out
+}
+
+/// The one frame outside the message enum: `{"type":"error","error":{code,message}}`, sent
+/// when an RBAC listener's auth fails, before the Close.
+pub(crate) fn connection_error_frame(error: &ErrorBody) -> String {
+    let mut out = String::with_capacity(error.message.len() + 64);
+    out.push_str("{\"type\":\"error\",\"error\":");
     push_error(&mut out, error);
     out.push('}');
     out

@@ -30,11 +30,29 @@ pub(crate) async fn invoke_from_worker(
         tracing::debug!(worker.id = %caller.id, "invokefunction without function_id dropped");
         return;
     };
-    // Void calls never get a reply, even when the caller sent an id (spec §2.2).
-    let reply_id = match frame.action {
+    let data = frame.data.map_or("null", RawValue::get);
+    invoke_as(engine, caller, frame, function_id, data).await;
+}
+
+/// The id a caller's result goes back under: `None` for void calls, which never get a reply
+/// even when the caller sent an id (spec §2.2).
+pub(crate) fn reply_id(frame: &Frame<'_>) -> Option<Uuid> {
+    match frame.action {
         Some(Action::Void) => None,
         _ => frame.invocation_id,
-    };
+    }
+}
+
+/// Routes an `invokefunction` to `function_id` with `data`, which an RBAC gate may have
+/// resolved (own prefixed id) or rewritten; otherwise both are the frame's own.
+pub(crate) async fn invoke_as(
+    engine: &Arc<Engine>,
+    caller: &Arc<WorkerHandle>,
+    frame: &Frame<'_>,
+    function_id: &str,
+    data: &str,
+) {
+    let reply_id = reply_id(frame);
     if let Some(Action::Enqueue { queue }) = &frame.action {
         let queue = queue.as_deref().unwrap_or_default();
         reply_error(
@@ -46,7 +64,6 @@ pub(crate) async fn invoke_from_worker(
         .await;
         return;
     }
-    let data = frame.data.map_or("null", RawValue::get);
     let Some(owner) = engine.functions.get(function_id).map(|e| e.owner.clone()) else {
         reply_error(
             caller,
@@ -93,7 +110,7 @@ pub(crate) async fn invoke_from_worker(
             let meta = frame.metadata.map(RawValue::get);
             let text = protocol::invoke_frame(
                 &invocation_id,
-                function_id,
+                owner.local_id(function_id),
                 data,
                 meta,
                 trace,
@@ -260,7 +277,14 @@ pub(crate) async fn invoke(
         owner: owner.clone(),
         id,
     };
-    let text = protocol::invoke_frame(&id, function_id, data, metadata, Trace::default(), None);
+    let text = protocol::invoke_frame(
+        &id,
+        owner.local_id(function_id),
+        data,
+        metadata,
+        Trace::default(),
+        None,
+    );
     forward(engine, &owner, id, text, true).await;
     let outcome = match tokio::time::timeout(timeout, rx).await {
         Ok(Ok(outcome)) => outcome,
@@ -290,7 +314,7 @@ pub(crate) async fn invoke_void(
         Some(Owner::Worker(owner)) => {
             let text = protocol::invoke_frame(
                 &Uuid::new_v4(),
-                function_id,
+                owner.local_id(function_id),
                 data,
                 metadata,
                 Trace::default(),

@@ -112,17 +112,33 @@ pub async fn start(config: &EngineConfig) -> Result<RunningEngine, StartError> {
     let mut listeners = Vec::new();
     let mut addrs = Vec::new();
     for (i, l) in config.worker_listeners.iter().enumerate() {
-        let (tcp, addr) = bind("the worker listener (iii-worker-manager)", &l.host, l.port).await?;
+        let what = if l.rbac.is_some() {
+            "an RBAC worker listener (iii-worker-manager with rbac)"
+        } else {
+            "the worker listener (iii-worker-manager)"
+        };
+        let (tcp, addr) = bind(what, &l.host, l.port).await?;
         let key = if i == 0 {
             "worker".to_owned()
         } else {
             format!("worker:{i}")
         };
+        let policy = l.rbac.as_ref().map(|r| r.policy().clone());
+        if let Some(policy) = &policy {
+            tracing::info!(
+                listener = %key,
+                addr = %addr,
+                auth = policy.auth_function_id().is_some(),
+                middleware = policy.config().middleware_function_id.is_some(),
+                "RBAC listener enforced in process"
+            );
+        }
         addrs.push((key, addr));
         listeners.push(AbortOnDrop(task::spawn(listener::accept_loop(
             engine.clone(),
             tcp,
             l.handshake_timeout,
+            policy,
         ))));
     }
     if let (Some(h), Some(routes)) = (&config.http, &engine.http) {

@@ -23,6 +23,19 @@ pub(crate) async fn register_type_from_worker(
         tracing::debug!(worker.id = %worker.id, "registertriggertype without id dropped");
         return;
     };
+    let description = frame.description.as_deref().unwrap_or_default();
+    add_type(engine, worker, id, description, frame).await;
+}
+
+/// Makes `worker` the provider of trigger type `id` and hands it the bindings parked for the
+/// type; a built-in type is never taken over. The formats come from `frame`.
+pub(crate) async fn add_type(
+    engine: &Engine,
+    worker: &Arc<WorkerHandle>,
+    id: &str,
+    description: &str,
+    frame: &Frame<'_>,
+) {
     if let Some(existing) = engine.trigger_types.get(id)
         && matches!(existing.provider, Provider::Builtin(_))
     {
@@ -30,7 +43,7 @@ pub(crate) async fn register_type_from_worker(
         return;
     }
     let entry = TriggerTypeEntry {
-        description: frame.description.as_deref().unwrap_or_default().to_owned(),
+        description: description.to_owned(),
         provider: Provider::Worker(worker.clone()),
         trigger_request_format: frame.trigger_request_format.map(ToOwned::to_owned),
         call_request_format: frame.call_request_format.map(ToOwned::to_owned),
@@ -86,7 +99,7 @@ pub(crate) async fn register_from_worker(
             .send_text(protocol::trigger_result_frame(
                 id,
                 trigger_type,
-                function_id,
+                worker.local_id(function_id),
                 &error,
             ))
             .await;
@@ -203,8 +216,12 @@ pub(crate) async fn on_registration_result(
         .unwrap_or_else(|_| WireError::TriggerRegistrationFailed(error.get().to_owned()).body());
     tracing::debug!(trigger.id = id, error = %error.message, "trigger provider refused a binding");
     if let Some(owner) = &binding.owner {
-        let text =
-            protocol::trigger_result_frame(id, &binding.trigger_type, &binding.function_id, &error);
+        let text = protocol::trigger_result_frame(
+            id,
+            &binding.trigger_type,
+            owner.local_id(&binding.function_id),
+            &error,
+        );
         let _ = owner.send_text(text).await;
     }
 }

@@ -1,6 +1,8 @@
 //! Every iii error code and message the engine puts on the wire, mapped in one exhaustive
 //! `match`.
 
+use policies::{Denial, WireCode};
+
 use crate::protocol::ErrorBody;
 
 /// An error the engine answers with.
@@ -44,6 +46,21 @@ pub(crate) enum WireError<'a> {
     InvalidInput(String),
     /// A trigger binding was refused.
     TriggerRegistrationFailed(String),
+    /// An RBAC decision refused the frame (code and message from `policies`).
+    Denied(&'a Denial<'a>),
+    /// An RBAC registration hook refused the registration.
+    HookDenied,
+    /// An RBAC session tried to take over a trigger type another worker provides.
+    TriggerTypeTaken(&'a str),
+    /// An RBAC session sent an invoke larger than `limits.max_message_bytes`.
+    MessageTooLarge {
+        /// The message's size.
+        bytes: usize,
+        /// The listener's limit.
+        limit: u64,
+    },
+    /// An RBAC listener's auth failed (the reason).
+    AuthFailed(&'a str),
 }
 
 impl WireError<'_> {
@@ -96,6 +113,19 @@ impl WireError<'_> {
             Self::TriggerRegistrationFailed(msg) => {
                 ErrorBody::new("trigger_registration_failed", msg.clone())
             }
+            Self::Denied(denial) => ErrorBody::new(denial.code().as_str(), denial.message()),
+            Self::HookDenied => {
+                ErrorBody::new(WireCode::RegistrationDenied.as_str(), "denied by hook")
+            }
+            Self::TriggerTypeTaken(id) => ErrorBody::new(
+                WireCode::RegistrationDenied.as_str(),
+                format!("trigger type '{id}' is provided by another worker"),
+            ),
+            Self::MessageTooLarge { bytes, limit } => ErrorBody::new(
+                "payload_too_large",
+                format!("message of {bytes} bytes exceeds limits.max_message_bytes ({limit})"),
+            ),
+            Self::AuthFailed(reason) => ErrorBody::new(WireCode::AuthError.as_str(), *reason),
         }
     }
 }

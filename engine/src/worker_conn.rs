@@ -23,6 +23,7 @@ use crate::events::{self, WorkerEvent};
 use crate::fragment;
 use crate::lock::lock;
 use crate::protocol::{self, FrameType};
+use crate::rbac::Gate;
 use crate::registry::{FunctionEntry, Owner};
 use crate::task::{self, AbortOnDrop};
 use crate::worker_handle::{OUTBOUND_QUEUE, Outbound, WorkerHandle};
@@ -40,13 +41,21 @@ const IDLE_CLOSE_PERIODS: u32 = 3;
 /// Binary frames with these 4-byte prefixes are telemetry, even on `/` (spec §1.3).
 const TELEMETRY_PREFIXES: [&[u8; 4]; 3] = [b"OTLP", b"MTRC", b"LOGS"];
 
-/// Serves an upgraded worker connection until it closes.
-pub(crate) async fn serve<S>(engine: Arc<Engine>, ws: WebSocketStream<S>, peer: SocketAddr)
-where
+/// Serves an upgraded worker connection until it closes. `gate` is the RBAC session of a
+/// connection on an RBAC listener (consulted for every inbound frame); `None` on the trusted
+/// listener.
+pub(crate) async fn serve<S>(
+    engine: Arc<Engine>,
+    ws: WebSocketStream<S>,
+    peer: SocketAddr,
+    mut gate: Option<Gate>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-    let worker = Arc::new(WorkerHandle::new(peer.ip().to_string(), now_ms(), tx));
+    let prefix = gate.as_ref().and_then(Gate::prefix);
+    let worker =
+        Arc::new(WorkerHandle::new(peer.ip().to_string(), now_ms(), tx).with_prefix(prefix));
     let span = tracing::debug_span!("session", worker.id = %worker.id, client.addr = %peer);
     async move {
         let (sink, stream) = ws.split();
@@ -65,7 +74,9 @@ where
         tracing::debug!("worker connected");
         events::worker_event(&engine, WorkerEvent::Connected, worker.id);
 
-        let close = read_loop(&engine, &worker, stream).await;
+        let close = read_loop(&engine, &worker, stream, &mut gate).await;
+        // Middleware calls still running for this session end with it.
+        drop(gate);
         worker.mark_closed();
         cleanup(&engine, &worker).await;
         let _ = stop_tx.send(close);
@@ -87,6 +98,7 @@ async fn read_loop<S>(
     engine: &Arc<Engine>,
     worker: &Arc<WorkerHandle>,
     mut stream: SplitStream<WebSocketStream<S>>,
+    gate: &mut Option<Gate>,
 ) -> Option<CloseFrame>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -120,19 +132,22 @@ where
             msg = stream.next() => msg,
         };
         seen = true;
-        match msg {
-            Some(Ok(Message::Text(text))) => dispatch(engine, worker, &text).await,
+        let text = match msg {
+            Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Binary(bytes))) => {
                 if TELEMETRY_PREFIXES.iter().any(|p| bytes.starts_with(*p)) {
                     continue;
                 }
                 match Utf8Bytes::try_from(bytes) {
-                    Ok(text) => dispatch(engine, worker, &text).await,
-                    Err(_) => tracing::debug!("binary frame that is not UTF-8 JSON ignored"),
+                    Ok(text) => text,
+                    Err(_) => {
+                        tracing::debug!("binary frame that is not UTF-8 JSON ignored");
+                        continue;
+                    }
                 }
             }
             Some(Ok(Message::Close(_))) | None => return None,
-            Some(Ok(_)) => {}
+            Some(Ok(_)) => continue,
             Some(Err(WsError::Capacity(e))) => {
                 tracing::debug!(error = %e, "message over the size limit; closing with 1009");
                 let reason = match e {
@@ -147,6 +162,14 @@ where
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "worker connection error");
                 return None;
+            }
+        };
+        match gate {
+            None => dispatch(engine, worker, &text).await,
+            Some(gate) => {
+                if let Some(close) = gate.on_message(engine, worker, &text).await {
+                    return Some(close);
+                }
             }
         }
     }
@@ -201,43 +224,49 @@ where
 }
 
 async fn dispatch(engine: &Arc<Engine>, worker: &Arc<WorkerHandle>, text: &Utf8Bytes) {
-    if text.trim().is_empty() {
-        return;
+    if let Some(frame) = parse(text) {
+        dispatch_frame(engine, worker, &frame, text).await;
     }
-    let frame = match protocol::parse_frame(text) {
-        Ok(frame) => frame,
-        Err(e) => {
-            tracing::debug!(error = %e, "undecodable frame ignored");
-            return;
-        }
-    };
+}
+
+/// Parses one inbound message; `None` (logged) for whitespace or what does not decode.
+pub(crate) fn parse(text: &Utf8Bytes) -> Option<protocol::Frame<'_>> {
+    if text.trim().is_empty() {
+        return None;
+    }
+    protocol::parse_frame(text)
+        .inspect_err(|e| tracing::debug!(error = %e, "undecodable frame ignored"))
+        .ok()
+}
+
+/// Applies one parsed frame as the trusted listener does; an RBAC gate hands over the
+/// frames it does not rewrite.
+pub(crate) async fn dispatch_frame(
+    engine: &Arc<Engine>,
+    worker: &Arc<WorkerHandle>,
+    frame: &protocol::Frame<'_>,
+    text: &Utf8Bytes,
+) {
     match frame.frame_type() {
-        FrameType::InvokeFunction => router::invoke_from_worker(engine, worker, &frame).await,
-        FrameType::InvocationResult => router::on_result(engine, worker, &frame, text).await,
-        FrameType::RegisterFunction => register_function(engine, worker, &frame),
+        FrameType::InvokeFunction => router::invoke_from_worker(engine, worker, frame).await,
+        FrameType::InvocationResult => router::on_result(engine, worker, frame, text).await,
+        FrameType::RegisterFunction => register_function(engine, worker, frame),
         FrameType::UnregisterFunction => {
             if let Some(id) = frame.id.as_deref() {
-                let removed = engine
-                    .functions
-                    .remove_if(id, |_, e| e.owner_id() == Some(worker.id))
-                    .is_some();
-                lock(&worker.owned).functions.remove(id);
-                if removed {
-                    engine.functions_changed.notify_one();
-                }
+                remove_function(engine, worker, id);
             }
         }
         FrameType::RegisterTriggerType => {
-            triggers::register_type_from_worker(engine, worker, &frame).await
+            triggers::register_type_from_worker(engine, worker, frame).await
         }
-        FrameType::RegisterTrigger => triggers::register_from_worker(engine, worker, &frame).await,
+        FrameType::RegisterTrigger => triggers::register_from_worker(engine, worker, frame).await,
         FrameType::UnregisterTrigger => {
-            triggers::unregister_from_worker(engine, worker, &frame).await
+            triggers::unregister_from_worker(engine, worker, frame).await
         }
         FrameType::TriggerRegistrationResult => {
-            triggers::on_registration_result(engine, worker, &frame).await
+            triggers::on_registration_result(engine, worker, frame).await
         }
-        FrameType::Reattach => reattach(engine, worker, &frame),
+        FrameType::Reattach => reattach(engine, worker, frame),
         FrameType::Ping => {
             let _ = worker.send_text(protocol::PONG_FRAME.to_owned()).await;
         }
@@ -253,17 +282,6 @@ fn register_function(engine: &Engine, worker: &Arc<WorkerHandle>, frame: &protoc
         tracing::debug!("registerfunction without id dropped");
         return;
     };
-    if engine
-        .functions
-        .get(id)
-        .is_some_and(|e| matches!(e.owner, Owner::Builtin(_)))
-    {
-        tracing::warn!(
-            function.id = id,
-            "a worker tried to register over a built-in function; ignored"
-        );
-        return;
-    }
     let entry = FunctionEntry {
         owner: Owner::Worker(worker.clone()),
         description: frame.description.as_deref().map(str::to_owned),
@@ -273,9 +291,60 @@ fn register_function(engine: &Engine, worker: &Arc<WorkerHandle>, frame: &protoc
     };
     // Same id from another worker: the newest registration wins (Node 0.22.1 cannot handle a
     // rejection); the previous owner's cleanup will not remove it.
+    add_function(engine, worker, id, entry, Takeover::Allowed);
+}
+
+/// Whether a registration may replace a function another live worker serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Takeover {
+    /// Trusted workers: the newest registration wins.
+    Allowed,
+    /// RBAC sessions: another live worker's function is never taken over.
+    Refused,
+}
+
+/// Registers `id` for `worker`; `false` when refused (a built-in, or another live worker's
+/// function under [`Takeover::Refused`]).
+pub(crate) fn add_function(
+    engine: &Engine,
+    worker: &Arc<WorkerHandle>,
+    id: &str,
+    entry: FunctionEntry,
+    takeover: Takeover,
+) -> bool {
+    if let Some(existing) = engine.functions.get(id) {
+        match &existing.owner {
+            Owner::Builtin(_) => {
+                tracing::warn!(
+                    function.id = id,
+                    "a worker tried to register over a built-in function; ignored"
+                );
+                return false;
+            }
+            Owner::Worker(other)
+                if takeover == Takeover::Refused && other.id != worker.id && !other.is_closed() =>
+            {
+                return false;
+            }
+            Owner::Worker(_) => {}
+        }
+    }
     engine.functions.insert(id.to_owned(), entry);
     lock(&worker.owned).functions.insert(id.to_owned());
     engine.functions_changed.notify_one();
+    true
+}
+
+/// Removes `id` if `worker` serves it.
+pub(crate) fn remove_function(engine: &Engine, worker: &WorkerHandle, id: &str) {
+    let removed = engine
+        .functions
+        .remove_if(id, |_, e| e.owner_id() == Some(worker.id))
+        .is_some();
+    lock(&worker.owned).functions.remove(id);
+    if removed {
+        engine.functions_changed.notify_one();
+    }
 }
 
 /// `reattach`: a reconnecting worker retires its previous connection when the token matches.
@@ -290,6 +359,9 @@ fn reattach(engine: &Engine, worker: &WorkerHandle, frame: &protocol::Frame<'_>)
         && old.reattach_token == token
     {
         tracing::debug!(previous.worker.id = %prev, "reattach: closing the previous connection");
+        // Frames for it are refused from now on, and its functions may be registered again
+        // by this connection before its cleanup has run.
+        old.mark_closed();
         old.kick.notify_one();
     }
 }
@@ -327,7 +399,7 @@ mod tests {
         let server = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
         let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
         let peer = "127.0.0.1:9".parse().unwrap();
-        let session = task::spawn(serve(engine.clone(), server, peer));
+        let session = task::spawn(serve(engine.clone(), server, peer, None));
         let first = client.next().await.unwrap().unwrap();
         assert!(first.to_text().unwrap().contains("workerregistered"));
         assert_eq!(engine.workers.len(), 1);
@@ -360,6 +432,7 @@ mod tests {
             engine.clone(),
             server,
             "127.0.0.1:9".parse().unwrap(),
+            None,
         ));
         let _ = client.next().await;
         for _ in 0..(IDLE_CLOSE_PERIODS * 2) {

@@ -87,6 +87,9 @@ pub(crate) struct WorkerHandle {
     closed: AtomicBool,
     /// Set when the engine shuts down: the next kick closes with 1001 (going away).
     going_away: AtomicBool,
+    /// An RBAC session's `function_registration_prefix`: stripped from function ids sent to
+    /// it, so the SDK finds its local handlers (spec rbac §7). `None` on trusted listeners.
+    prefix: Option<Box<str>>,
 }
 
 impl WorkerHandle {
@@ -108,7 +111,33 @@ impl WorkerHandle {
             kick: Notify::new(),
             closed: AtomicBool::new(false),
             going_away: AtomicBool::new(false),
+            prefix: None,
         }
+    }
+
+    /// Sets the RBAC session's registration prefix (before the handle is shared).
+    pub(crate) fn with_prefix(mut self, prefix: Option<&str>) -> Self {
+        self.prefix = prefix.map(Box::from);
+        self
+    }
+
+    /// `function_id` as this worker knows it: an RBAC session's own `P::` stripped, anything
+    /// else unchanged. Trusted workers pay one `Option` check.
+    pub(crate) fn local_id<'a>(&self, function_id: &'a str) -> &'a str {
+        let Some(prefix) = self.prefix.as_deref() else {
+            return function_id;
+        };
+        // The same arithmetic as `policies::Session::strip_prefix`, which this handle cannot
+        // reach (the session lives with the connection).
+        function_id
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix("::"))
+            .unwrap_or(function_id)
+    }
+
+    /// Whether the worker is stalled or leaving (frames for it are refused).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// The worker's display name (`engine::workers::register` name, else its id).
@@ -258,6 +287,16 @@ mod tests {
         worker.send(big.clone()).await.unwrap();
         drop(rx.recv().await);
         worker.send(big).await.unwrap();
+    }
+
+    #[test]
+    fn only_an_rbac_sessions_own_prefix_is_stripped() {
+        let (worker, _rx) = handle();
+        assert_eq!(worker.local_id("t1::foo"), "t1::foo");
+        let worker = worker.with_prefix(Some("t1"));
+        assert_eq!(worker.local_id("t1::foo"), "foo");
+        assert_eq!(worker.local_id("t10::foo"), "t10::foo");
+        assert_eq!(worker.local_id("api::x"), "api::x");
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@
 mod builtins;
 mod channels;
 mod config_boot;
+mod engine_rbac;
 mod gateway_auth;
 mod gateway_rbac;
 mod http_api;

@@ -144,6 +144,7 @@ impl RawConfig {
                 ));
             }
         }
+        let mut worker_managers = 0_usize;
         for (i, entry) in entries.into_iter().enumerate() {
             let path = |k: &str| {
                 if k.is_empty() {
@@ -153,10 +154,14 @@ impl RawConfig {
                 }
             };
             match entry.config {
-                EntryConfig::WorkerManager(raw) => match raw.validate() {
-                    Ok(l) => config.worker_listeners.push(l),
-                    Err(problems) => errors.extend(problems.into_iter().map(|(k, p)| ConfigError::new(file, path(k), p))),
-                },
+                EntryConfig::WorkerManager(raw) => {
+                    let first = worker_managers == 0;
+                    worker_managers += 1;
+                    match raw.validate(first) {
+                        Ok(l) => config.worker_listeners.push(l),
+                        Err(problems) => errors.extend(problems.into_iter().map(|(k, p)| ConfigError::new(file, path(&k), p))),
+                    }
+                }
                 EntryConfig::Http(raw) => match raw.validate() {
                     Ok(_) if config.http.is_some() => {
                         errors.push(ConfigError::new(file, path(""), "iii-http is listed more than once"));
@@ -408,14 +413,91 @@ mod tests {
         assert!(err.to_string().contains("unknown field `workerz`"), "{err}");
     }
 
+    const TRUSTED: &str = "workers:\n  - name: iii-worker-manager\n    config: { port: 0 }\n";
+
     #[test]
-    fn rbac_block_is_refused_until_the_engine_enforces_it() {
+    fn a_further_entry_with_rbac_becomes_an_rbac_listener() {
+        let c = load(&format!(
+            "{TRUSTED}  - name: iii-worker-manager\n    config:\n      port: 49135\n      middleware_function_id: app::mw\n      rbac:\n        auth_function_id: app::auth\n        expose_functions: ['match(\"api::*\")', {{ metadata: {{ public: true }} }}]\n"
+        ))
+        .unwrap();
+        assert!(c.worker_listeners[0].rbac.is_none(), "the first is trusted");
+        let policy = c.worker_listeners[1].rbac.as_ref().unwrap().policy();
+        assert_eq!(policy.auth_function_id(), Some("app::auth"));
+        assert!(policy.needs_metadata());
+        let config = policy.config();
+        assert_eq!(config.middleware_function_id.as_deref(), Some("app::mw"));
+        assert_eq!(config.auth_timeout_ms, 5_000);
+        assert_eq!(config.limits.max_message_bytes, 16 << 20);
+        assert!(config.allow_self_invoke);
+        assert_eq!(c.worker_listeners[1].port, 49135);
+    }
+
+    #[test]
+    fn middleware_alone_gates_a_listener_and_our_keys_are_accepted() {
+        let c = load(&format!(
+            "{TRUSTED}  - name: iii-worker-manager\n    config: {{ port: 0, middleware_function_id: app::mw, auth_timeout_ms: 250, allow_self_invoke: false, limits: {{ max_message_bytes: 1024 }} }}\n"
+        ))
+        .unwrap();
+        let config = c.worker_listeners[1]
+            .rbac
+            .as_ref()
+            .unwrap()
+            .policy()
+            .config()
+            .clone();
+        assert!(config.rbac.is_none());
+        assert_eq!(config.auth_timeout_ms, 250);
+        assert!(!config.allow_self_invoke);
+        assert_eq!(config.limits.max_message_bytes, 1024);
+    }
+
+    #[test]
+    fn the_first_entry_stays_trusted_and_refuses_rbac() {
         let err = load("workers:\n  - name: iii-worker-manager\n    config:\n      port: 49135\n      rbac: { auth_function_id: a::auth }\n").unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.starts_with("config.yaml: workers[0].config.rbac: RBAC listeners are not enforced"),
+            msg.starts_with("config.yaml: workers[0].config.rbac: the first iii-worker-manager entry is the trusted listener"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn rbac_listener_problems_name_their_key_paths() {
+        for (block, want) in [
+            ("rbac:", "workers[1].config: rbac is empty"),
+            (
+                "rbac: { expose_functions: [api] }",
+                "workers[1].config.rbac.expose_functions",
+            ),
+            ("rbac: { bogus: 1 }", "unknown field `bogus`"),
+            (
+                "rbac: { auth_function_id: ' ' }",
+                "workers[1].config.rbac.auth_function_id: must not be empty",
+            ),
+            (
+                "rbac: {}\n      limits: { max_message_bytes: 99999999999 }",
+                "workers[1].config.limits.max_message_bytes: must be at most",
+            ),
+            (
+                "rbac: {}\n      auth_timeout_ms: 0",
+                "workers[1].config.auth_timeout_ms: must be greater than 0",
+            ),
+            (
+                "rbac: {}\n      limits: { max_connections: 1 }",
+                "unknown field `max_connections`",
+            ),
+            (
+                "auth_timeout_ms: 10",
+                "workers[1].config.auth_timeout_ms: applies to RBAC listeners only",
+            ),
+        ] {
+            let err = load(&format!(
+                "{TRUSTED}  - name: iii-worker-manager\n    config:\n      port: 0\n      {block}\n"
+            ))
+            .unwrap_err();
+            assert!(err.to_string().contains(want), "{block}: {err}");
+        }
     }
 
     #[test]

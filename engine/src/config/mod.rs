@@ -4,8 +4,10 @@
 mod env_expand;
 mod error;
 mod load;
+mod rbac_listener;
 mod workers;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{EMBEDDED_DEFAULT, EngineConfig, load_file, load_str};
+pub use rbac_listener::RbacListener;
 pub use workers::{CorsConfig, HttpConfig, HttpMiddleware, WorkerListenerConfig};

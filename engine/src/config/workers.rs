@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
+use policies::RbacConfig;
 use serde::Deserialize;
+
+use super::rbac_listener::{RawRbacListener, RbacListener};
 
 /// Where listeners bind when `host` is not given (iii binds 0.0.0.0; we default to loopback).
 pub(crate) const DEFAULT_HOST: &str = "127.0.0.1";
@@ -24,7 +27,7 @@ const MAX_TIMEOUT_MS: u64 = 86_400_000;
 const MAX_CONCURRENCY_LIMIT: usize = tokio::sync::Semaphore::MAX_PERMITS;
 
 /// Checks a millisecond timeout: `Some(problem)` when it is 0 or over a day.
-fn timeout_problem(ms: Option<u64>) -> Option<String> {
+pub(crate) fn timeout_problem(ms: Option<u64>) -> Option<String> {
     match ms {
         Some(0) => Some("must be greater than 0 (milliseconds)".to_owned()),
         Some(ms) if ms > MAX_TIMEOUT_MS => Some(format!(
@@ -34,7 +37,8 @@ fn timeout_problem(ms: Option<u64>) -> Option<String> {
     }
 }
 
-/// `iii-worker-manager` `config` as written.
+/// `iii-worker-manager` `config` as written: iii's keys, plus three of ours for RBAC
+/// listeners (`auth_timeout_ms`, `allow_self_invoke`, `limits.max_message_bytes`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawWorkerManager {
@@ -42,10 +46,22 @@ pub(crate) struct RawWorkerManager {
     port: Option<u16>,
     handshake_timeout_ms: Option<u64>,
     middleware_function_id: Option<String>,
-    rbac: Option<yaml_serde::Value>,
+    #[serde(default, deserialize_with = "super::rbac_listener::present_rbac")]
+    rbac: Option<RbacConfig>,
+    auth_timeout_ms: Option<u64>,
+    allow_self_invoke: Option<bool>,
+    limits: Option<RawLimits>,
 }
 
-/// A trusted worker listener (`iii-worker-manager` without `rbac`).
+/// `limits` of an RBAC listener: only the message size is enforced by the engine.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub(crate) max_message_bytes: Option<u64>,
+}
+
+/// A worker listener (`iii-worker-manager`): trusted, or gated by RBAC when the entry has
+/// `rbac` or `middleware_function_id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerListenerConfig {
     /// Bind host.
@@ -54,6 +70,8 @@ pub struct WorkerListenerConfig {
     pub port: u16,
     /// Deadline for the HTTP upgrade request.
     pub handshake_timeout: Duration,
+    /// The compiled policy of an RBAC listener; `None` for a trusted one.
+    pub rbac: Option<RbacListener>,
 }
 
 impl WorkerListenerConfig {
@@ -63,45 +81,92 @@ impl WorkerListenerConfig {
             host: DEFAULT_HOST.to_owned(),
             port: DEFAULT_WORKER_PORT,
             handshake_timeout: Duration::from_millis(DEFAULT_HANDSHAKE_TIMEOUT_MS),
+            rbac: None,
         }
     }
 }
 
 impl RawWorkerManager {
-    /// Validates one entry; `Err` holds the problem and the key it is about.
-    pub(crate) fn validate(self) -> Result<WorkerListenerConfig, Vec<(&'static str, String)>> {
+    /// Validates one entry; `Err` holds each problem and the key it is about. `first` is the
+    /// trusted listener, which cannot be gated (the auth and hook workers connect to it).
+    pub(crate) fn validate(
+        self,
+        first: bool,
+    ) -> Result<WorkerListenerConfig, Vec<(String, String)>> {
         let mut problems = Vec::new();
-        if self.rbac.is_some() {
+        let gated = self.rbac.is_some() || self.middleware_function_id.is_some();
+        if first && gated {
+            let key = if self.rbac.is_some() {
+                "rbac"
+            } else {
+                "middleware_function_id"
+            };
             problems.push((
-                "rbac",
-                "RBAC listeners are not enforced by this engine yet; refusing to start it unprotected \
-                 (put iii-gateway in front of the trusted listener, or remove the rbac block)"
+                key.to_owned(),
+                "the first iii-worker-manager entry is the trusted listener and cannot have rbac or \
+                 middleware_function_id; list a trusted entry (e.g. port 49134) first, then the RBAC listener"
                     .to_owned(),
             ));
         }
-        if self.middleware_function_id.is_some() {
-            problems.push((
-                "middleware_function_id",
-                "listener middleware is not supported by this engine yet; refusing to start without it".to_owned(),
-            ));
+        if !gated {
+            for (key, set) in [
+                ("auth_timeout_ms", self.auth_timeout_ms.is_some()),
+                ("allow_self_invoke", self.allow_self_invoke.is_some()),
+                ("limits", self.limits.is_some()),
+            ] {
+                if set {
+                    problems.push((
+                        key.to_owned(),
+                        "applies to RBAC listeners only (an entry with rbac or middleware_function_id)".to_owned(),
+                    ));
+                }
+            }
         }
         let host = self.host.unwrap_or_else(|| DEFAULT_HOST.to_owned());
         if host.trim().is_empty() {
-            problems.push(("host", "must not be empty".to_owned()));
+            problems.push(("host".to_owned(), "must not be empty".to_owned()));
         }
-        if let Some(p) = timeout_problem(self.handshake_timeout_ms) {
-            problems.push(("handshake_timeout_ms", p));
+        for (key, ms) in [
+            ("handshake_timeout_ms", self.handshake_timeout_ms),
+            ("auth_timeout_ms", self.auth_timeout_ms),
+        ] {
+            if let Some(p) = timeout_problem(ms) {
+                problems.push((key.to_owned(), p));
+            }
         }
+        let port = self.port.unwrap_or(DEFAULT_WORKER_PORT);
+        let handshake_timeout_ms = self
+            .handshake_timeout_ms
+            .unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT_MS);
+        let rbac = if gated && problems.is_empty() {
+            let raw = RawRbacListener {
+                host: host.clone(),
+                port,
+                handshake_timeout_ms,
+                middleware_function_id: self.middleware_function_id,
+                rbac: self.rbac,
+                auth_timeout_ms: self.auth_timeout_ms,
+                allow_self_invoke: self.allow_self_invoke,
+                max_message_bytes: self.limits.and_then(|l| l.max_message_bytes),
+            };
+            match raw.validate() {
+                Ok(listener) => Some(listener),
+                Err(more) => {
+                    problems.extend(more);
+                    None
+                }
+            }
+        } else {
+            None
+        };
         if !problems.is_empty() {
             return Err(problems);
         }
         Ok(WorkerListenerConfig {
             host,
-            port: self.port.unwrap_or(DEFAULT_WORKER_PORT),
-            handshake_timeout: Duration::from_millis(
-                self.handshake_timeout_ms
-                    .unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT_MS),
-            ),
+            port,
+            handshake_timeout: Duration::from_millis(handshake_timeout_ms),
+            rbac,
         })
     }
 }

@@ -32,6 +32,8 @@ pub(crate) struct Engine {
     pub(crate) worker_addr: SocketAddr,
     /// REST API listener (`addrs.http`), when iii-http is configured.
     pub(crate) http_addr: Option<SocketAddr>,
+    /// Every address of the ready file (`worker`, `worker:1`, …, `http`).
+    pub(crate) addrs: std::collections::BTreeMap<String, String>,
 }
 
 /// Path of the engine binary: `III_ENGINE_BIN`, else `<workspace>/target/debug/iii-engine`.
@@ -96,6 +98,7 @@ impl Engine {
             pid,
             worker_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_addr: None,
+            addrs: std::collections::BTreeMap::new(),
         };
         let ready = engine.wait_ready(&ready).await;
         assert_eq!(ready.service, "iii-engine", "ready file service");
@@ -106,6 +109,7 @@ impl Engine {
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("ready file has no usable addrs.worker: {:?}", ready.addrs));
         engine.http_addr = ready.addrs.get("http").and_then(|a| a.parse().ok());
+        engine.addrs = ready.addrs;
         engine
     }
 
