@@ -199,7 +199,15 @@ async fn auth_fails_closed_when_the_auth_worker_is_gone() {
     let message = crate::support::eventually(STEP, "app::auth unregistered", || async {
         let mut socket = ws::connect(&format!("ws://{addr}/?token=alice")).await;
         match ws::next_within(&mut socket, STEP).await {
-            Some(Incoming::Json(f)) if f["type"] == "error" => Some(f),
+            Some(Incoming::Json(f)) if f["type"] == "error" => {
+                // While the worker is leaving, a call already routed to it is stopped: that
+                // fails closed too. Wait for the steady state, where the id is gone.
+                assert_eq!(f["error"]["code"], "AUTH_ERROR", "{f}");
+                f["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("app::auth"))
+                    .then_some(f)
+            }
             _ => None,
         }
     })
