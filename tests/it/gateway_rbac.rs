@@ -601,3 +601,57 @@ async fn connection_caps_answer_429_per_address_and_503_overall_and_free_up_on_c
     let _only = RawWorker::connect_url(&small).await;
     assert_eq!(upgrade_status(&small).await, Some(503));
 }
+
+#[tokio::test]
+async fn the_edge_hands_rbac_requests_to_the_listener_with_the_client_address() {
+    let (engine, mut trusted) = backend().await;
+    let config = format!(
+        "{LISTENER}edge:\n  port: 0\n  routes: [{{ path_prefix: /rbac/, to: 'listener:pub' }}]\n"
+    );
+    let gateway = Gateway::start(&engine, &config).await;
+    let base = format!("ws://{}/rbac", gateway.addr("edge"));
+
+    // A client-sent X-Forwarded-For is not trusted: the auth function sees the real peer, and
+    // never the edge's secret header.
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = format!("{base}/").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", "Bearer user".parse().unwrap());
+    request
+        .headers_mut()
+        .insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
+    let (mut ws, _) = within(
+        STEP,
+        "upgrade through the edge",
+        Box::pin(tokio_tungstenite::connect_async(request)),
+    )
+    .await
+    .unwrap();
+    match next_within(&mut ws, STEP).await {
+        Some(Incoming::Json(frame)) => assert_eq!(frame["type"], "workerregistered", "{frame}"),
+        other => panic!("expected workerregistered, got {other:?}"),
+    }
+    let auth = trusted.event_within("auth", STEP).await;
+    assert_eq!(auth["input"]["ip_address"], "127.0.0.1", "{auth}");
+    let headers = auth["input"]["headers"].as_object().unwrap();
+    assert!(!headers.contains_key("x-iii-edge-secret"), "{auth}");
+
+    // The SDK builds channel URLs from the URL it connected to: /rbac/ws/channels/… works.
+    let mut node = Driver::node_at(
+        &base,
+        "node-via-edge",
+        &json!({"authorization": "Bearer user"}),
+    )
+    .await;
+    let reply = node
+        .request(
+            "channel_send",
+            json!({"function_id": "api::read", "data": "through the edge"}),
+        )
+        .await;
+    assert_eq!(
+        reply["result"]["answer"]["text"], "through the edge",
+        "{reply}"
+    );
+}
