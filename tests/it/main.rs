@@ -15,6 +15,7 @@ mod gateway_rbac;
 mod http_api;
 mod large_messages;
 mod protocol;
+mod proxy_examples;
 mod sdk_node;
 mod sdk_python;
 mod support;

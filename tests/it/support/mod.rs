@@ -9,6 +9,8 @@ pub(crate) mod driver;
 pub(crate) mod engine;
 pub(crate) mod gateway;
 pub(crate) mod http;
+pub(crate) mod proxy;
+pub(crate) mod tls;
 pub(crate) mod ws;
 
 use std::path::PathBuf;

@@ -1,0 +1,398 @@
+//! TLS clients for the proxy example tests: a throwaway self-signed certificate, HTTPS requests
+//! and worker WebSockets over TLS trusting only that certificate, and the Node SDK driver run
+//! with that certificate as an extra CA. Every wait is bounded.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::{Value, json};
+use tempfile::{NamedTempFile, TempDir};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::TcpStream;
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+use super::http::Response;
+use super::ws::{Incoming, Socket, next_within};
+use super::{STEP, tests_dir, within};
+
+/// Every name the tests reach a proxy under (SNI and `Host`).
+const NAMES: &[&str] = &[
+    "localhost",
+    "127.0.0.1",
+    "example.com",
+    "api.example.com",
+    "stream.example.com",
+    "workers.example.com",
+];
+
+/// A self-signed certificate for [`NAMES`], as PEM files in a temp dir.
+#[derive(Debug)]
+pub(crate) struct TestCert {
+    dir: TempDir,
+    der: CertificateDer<'static>,
+}
+
+impl TestCert {
+    /// Generates the certificate and writes `cert.pem` / `key.pem`.
+    pub(crate) fn new() -> Self {
+        let names: Vec<String> = NAMES.iter().map(|n| (*n).to_owned()).collect();
+        let certified = rcgen::generate_simple_self_signed(names).expect("generate test cert");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("cert.pem"), certified.cert.pem()).expect("write cert");
+        std::fs::write(
+            dir.path().join("key.pem"),
+            certified.signing_key.serialize_pem(),
+        )
+        .expect("write key");
+        Self {
+            dir,
+            der: certified.cert.der().clone(),
+        }
+    }
+
+    /// The certificate (PEM).
+    pub(crate) fn cert_path(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
+    }
+
+    /// Its private key (PEM, PKCS#8).
+    pub(crate) fn key_path(&self) -> PathBuf {
+        self.dir.path().join("key.pem")
+    }
+
+    /// A client config trusting this certificate only, HTTP/1.1.
+    pub(crate) fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.der.clone()).expect("trust the test cert");
+        // ring is the only provider compiled in, so the builder picks it.
+        let mut config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+}
+
+/// Opens TLS to `addr` presenting `server_name` (SNI; none for an IP address).
+pub(crate) async fn tls_connect(
+    config: Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+    server_name: &str,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from(server_name.to_owned())
+        .map_err(|e| std::io::Error::other(format!("server name {server_name}: {e}")))?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+}
+
+/// One HTTPS request to `addr` for `host` (SNI and `Host`), `Connection: close`, bounded.
+pub(crate) async fn https_request(
+    config: Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Response {
+    let run = async {
+        let mut stream = tls_connect(config, addr, host)
+            .await
+            .unwrap_or_else(|e| panic!("TLS to {addr} as {host}: {e}"));
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\nuser-agent: iii-tests\r\n"
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await.expect("write head");
+        let mut raw = Vec::new();
+        // A peer that closes without close_notify still gave us the whole response.
+        if let Err(e) = stream.read_to_end(&mut raw).await {
+            assert!(!raw.is_empty(), "reading the response from {addr}: {e}");
+        }
+        parse(&raw)
+    };
+    within(STEP * 3, &format!("https {method} {host}{path}"), run).await
+}
+
+/// One plain HTTP/1.1 `GET` to `addr` with `Host: host`, `Connection: close`, bounded.
+pub(crate) async fn http_get_host(addr: SocketAddr, host: &str, path: &str) -> Response {
+    let run = async {
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+        let head = format!(
+            "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\nuser-agent: iii-tests\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.expect("write head");
+        let mut raw = Vec::new();
+        stream
+            .read_to_end(&mut raw)
+            .await
+            .unwrap_or_else(|e| panic!("reading the response from {addr}: {e}"));
+        parse(&raw)
+    };
+    within(STEP * 3, &format!("http GET {host}{path}"), run).await
+}
+
+fn parse(raw: &[u8]) -> Response {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of headers in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let rest = &raw[split + 4..];
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_vec()
+    };
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size_text = String::from_utf8_lossy(&rest[..eol]).into_owned();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16)
+            .unwrap_or_else(|e| panic!("bad chunk size {size_text:?}: {e}"));
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            break;
+        }
+        let take = size.min(rest.len());
+        out.extend_from_slice(&rest[..take]);
+        rest = rest.get(take + 2..).unwrap_or_default();
+    }
+    out
+}
+
+/// Opens a WebSocket to `url` over TLS to `addr` (the URL's host is the SNI and `Host`),
+/// sending `headers` with the upgrade; the handshake error when it is refused.
+pub(crate) async fn wss_connect(
+    config: Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    let mut request = url.into_client_request().expect("a wss:// URL");
+    for (k, v) in headers {
+        request
+            .headers_mut()
+            .insert(http_name(k), v.parse().expect("header value"));
+    }
+    let tcp = within(STEP, "tcp connect", TcpStream::connect(addr))
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    let connector = tokio_tungstenite::Connector::Rustls(config);
+    let handshake =
+        tokio_tungstenite::client_async_tls_with_config(request, tcp, None, Some(connector));
+    within(
+        STEP,
+        &format!("websocket handshake {url}"),
+        Box::pin(handshake),
+    )
+    .await
+    .map(|(ws, _)| ws)
+}
+
+fn http_name(name: &str) -> tokio_tungstenite::tungstenite::http::HeaderName {
+    name.parse().expect("header name")
+}
+
+/// A worker session through a proxy, speaking raw frames.
+#[derive(Debug)]
+pub(crate) struct TlsWorker {
+    ws: Socket,
+    /// The `workerregistered` frame.
+    pub(crate) registered: Value,
+}
+
+impl TlsWorker {
+    /// Connects (see [`wss_connect`]) and reads `workerregistered`; panics otherwise.
+    pub(crate) async fn connect(
+        config: Arc<rustls::ClientConfig>,
+        addr: SocketAddr,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Self {
+        let mut ws = wss_connect(config, addr, url, headers)
+            .await
+            .unwrap_or_else(|e| panic!("worker WebSocket {url} through {addr}: {e}"));
+        let registered = match next_within(&mut ws, STEP).await {
+            Some(Incoming::Json(v)) if v["type"] == "workerregistered" => v,
+            other => panic!("{url}: expected workerregistered first, got {other:?}"),
+        };
+        Self { ws, registered }
+    }
+
+    /// Invokes `function_id` and returns its `invocationresult` frame (other frames skipped).
+    pub(crate) async fn call(&mut self, function_id: &str, data: Value) -> Value {
+        let invocation_id = uuid::Uuid::new_v4().to_string();
+        let frame = json!({"type": "invokefunction", "invocation_id": invocation_id,
+                           "function_id": function_id, "data": data});
+        within(
+            STEP,
+            "send invokefunction",
+            self.ws.send(Message::text(frame.to_string())),
+        )
+        .await
+        .expect("send invokefunction");
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match next_within(&mut self.ws, left).await {
+                Some(Incoming::Json(v))
+                    if v["type"] == "invocationresult" && v["invocation_id"] == invocation_id =>
+                {
+                    return v;
+                }
+                Some(Incoming::Json(_)) => {}
+                other => panic!("waiting for the result of {function_id}: {other:?}"),
+            }
+        }
+    }
+
+    /// Closes politely and waits (bounded) for the close to come back.
+    pub(crate) async fn close(mut self) {
+        let _ = within(STEP, "close", self.ws.close(None)).await;
+        let _ = next_within(&mut self.ws, Duration::from_secs(2)).await;
+    }
+}
+
+/// How long the Node driver may take to start and connect.
+const NODE_START: Duration = Duration::from_secs(40);
+
+/// `tests/node/driver.mjs` (the official Node `iii-sdk`) connected to `url` through a TLS
+/// proxy, with the test certificate as `NODE_EXTRA_CA_CERTS`. Killed when dropped.
+#[derive(Debug)]
+pub(crate) struct NodeOverTls {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+    stderr: NamedTempFile,
+    next_id: u64,
+}
+
+impl NodeOverTls {
+    /// Starts the driver against `url` (a `wss://` URL), sending `headers` with the upgrade.
+    pub(crate) async fn start(url: &str, name: &str, ca: &Path, headers: &Value) -> Self {
+        let dir = tests_dir().join("node");
+        assert!(
+            dir.join("node_modules").join("iii-sdk").is_dir(),
+            "tests/node/node_modules is missing: run scripts/setup first"
+        );
+        let stderr = NamedTempFile::new().expect("temp file");
+        let mut child = Command::new("node")
+            .arg(dir.join("driver.mjs"))
+            .arg(url)
+            .arg(name)
+            .current_dir(tests_dir())
+            .env("III_URL", url)
+            .env("III_HEADERS", headers.to_string())
+            .env("NODE_EXTRA_CA_CERTS", ca)
+            .env("OTEL_ENABLED", "false")
+            .env("III_DISABLE_TRACE_PAYLOADS", "1")
+            .env_remove("III_TOKEN")
+            .env_remove("III_WORKER_NAME")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr.reopen().expect("reopen stderr file"))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning node: {e}"));
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut node = Self {
+            child,
+            stdin,
+            lines: BufReader::new(stdout).lines(),
+            stderr,
+            next_id: 1,
+        };
+        node.read_until(NODE_START, |v| v["event"] == "ready").await;
+        node
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
+    }
+
+    async fn read_until(&mut self, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let line = match tokio::time::timeout_at(deadline, self.lines.next_line()).await {
+                Ok(Ok(Some(line))) => line,
+                other => panic!(
+                    "node driver: no expected line within {limit:?} ({other:?})\n--- stderr ---\n{}",
+                    self.stderr()
+                ),
+            };
+            if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(&line)
+                && pred(&v)
+            {
+                return v;
+            }
+        }
+    }
+
+    /// Runs a driver command that must succeed; returns its `result`.
+    pub(crate) async fn ok(&mut self, cmd: &str, mut args: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let obj = args.as_object_mut().expect("command args are an object");
+        obj.insert("id".into(), json!(id));
+        obj.insert("cmd".into(), json!(cmd));
+        let line = format!("{args}\n");
+        self.stdin
+            .write_all(line.as_bytes())
+            .await
+            .expect("write command");
+        self.stdin.flush().await.expect("flush command");
+        let reply = self.read_until(STEP * 3, |v| v["id"] == json!(id)).await;
+        assert_eq!(
+            reply["ok"],
+            json!(true),
+            "node driver: {cmd} failed: {reply}\n--- stderr ---\n{}",
+            self.stderr()
+        );
+        reply["result"].clone()
+    }
+}
+
+impl Drop for NodeOverTls {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        if std::thread::panicking() {
+            eprintln!("--- node driver (TLS) stderr ---\n{}", self.stderr());
+        }
+    }
+}
