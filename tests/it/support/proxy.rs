@@ -122,7 +122,10 @@ impl Proxy {
         let mut last = String::new();
         for _ in 0..BIND_ATTEMPTS {
             let https = SocketAddr::from(([127, 0, 0, 1], free_port()));
-            let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let mut http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            while http == https {
+                http.set_port(free_port());
+            }
             let dir = tempfile::tempdir().expect("temp dir");
             let mut command = match kind {
                 Kind::Nginx => {
@@ -170,7 +173,10 @@ impl Proxy {
             let https = tokio::net::TcpStream::connect(self.https).await.is_ok();
             let http = tokio::net::TcpStream::connect(self.http).await.is_ok();
             if https && http {
-                return true;
+                // Someone else may hold a port we lost the race for: the proxy then exits
+                // with "address already in use" right after.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return !matches!(self.child.try_wait(), Ok(Some(_)));
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
