@@ -11,9 +11,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::support::proxy::{self, Kind, Proxy, Style, Upstreams};
-use crate::support::tls::{
-    NodeOverTls, TestCert, TlsWorker, http_get_host, https_request, wss_connect,
-};
+use crate::support::tls::{TestCert, TlsWorker, http_get_host, https_request, wss_connect};
 use crate::support::ws::{Incoming, next_within};
 use crate::support::{Driver, Engine, Gateway, STEP};
 
@@ -215,11 +213,11 @@ async fn proves(kind: Kind, style: Style) {
     // `…/rbac/ws/channels/{id}` from the URL it connected to.
     if style == Style::PathPrefix {
         let url = format!("wss://localhost:{port}/rbac/");
-        let mut node = NodeOverTls::start(
+        let mut node = Driver::node_at_trusting(
             &url,
             "node-via-proxy",
-            &cert.cert_path(),
             &json!({"authorization": "Bearer user"}),
+            &cert.cert_path(),
         )
         .await;
         let answer = node

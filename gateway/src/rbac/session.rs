@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -64,6 +65,11 @@ struct Shared {
     limiter: Option<InvocationLimiter>,
     /// Discovery calls in flight: invocation id → (function, request payload).
     discovery: Mutex<HashMap<String, (DiscoveryFunction, Value)>>,
+    /// How many discovery calls are in flight: while none are and the session has no prefix,
+    /// engine frames are forwarded without being parsed.
+    discovery_pending: AtomicUsize,
+    /// `P::` for a session with `function_registration_prefix` P (fixed for the session).
+    prefix: Option<String>,
     to_client: mpsc::Sender<Message>,
     to_engine: mpsc::Sender<Message>,
 }
@@ -143,13 +149,16 @@ pub(crate) async fn run<C, U>(
     let (to_client, client_rx) = mpsc::channel(QUEUE);
     let (to_engine, engine_rx) = mpsc::channel(QUEUE);
     let limiter = InvocationLimiter::new(&listener.policy.config().limits);
+    let prefix = session.prefix().map(|p| format!("{p}::"));
     let shared = Arc::new(Shared {
+        prefix,
         id: uuid::Uuid::new_v4().to_string(),
         listener,
         session: Mutex::new(session),
         ip,
         limiter,
         discovery: Mutex::new(HashMap::new()),
+        discovery_pending: AtomicUsize::new(0),
         to_client,
         to_engine,
     });
@@ -470,6 +479,7 @@ async fn gate_invoke(
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id.to_owned(), (function, request));
+        shared.discovery_pending.fetch_add(1, Ordering::Relaxed);
     }
     frame.insert("function_id".into(), target.into_owned().into());
     shared
@@ -800,7 +810,12 @@ async fn on_unregister_trigger(shared: &Shared, text: Utf8Bytes) {
 }
 
 async fn on_engine_text(shared: &Shared, text: Utf8Bytes) {
-    let prefix = shared.session().prefix().map(|p| format!("{p}::"));
+    let prefix = shared.prefix.as_deref();
+    if prefix.is_none() && shared.discovery_pending.load(Ordering::Relaxed) == 0 {
+        // Nothing to rewrite on the way down: the hot path forwards the frame as received.
+        let _ = shared.to_client.send(Message::Text(text)).await;
+        return;
+    }
     let Some(head) = Head::parse(text.as_str()) else {
         let _ = shared.to_client.send(Message::Text(text)).await;
         return;
@@ -809,17 +824,20 @@ async fn on_engine_text(shared: &Shared, text: Utf8Bytes) {
         head.kind.as_ref(),
         "invokefunction" | "triggerregistrationresult"
     ) && prefix
-        .as_deref()
         .zip(head.function_id.as_deref())
         .is_some_and(|(p, f)| f.starts_with(p));
     let discovery = if head.kind == "invocationresult"
         && let Some(id) = head.invocation_id.as_deref()
     {
-        shared
+        let removed = shared
             .discovery
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(id)
+            .remove(id);
+        if removed.is_some() {
+            shared.discovery_pending.fetch_sub(1, Ordering::Relaxed);
+        }
+        removed
     } else {
         None
     };

@@ -67,6 +67,22 @@ impl Driver {
         Self::start_with(program, args, url, name, headers).await
     }
 
+    /// As [`Self::node_at`] for a `wss://` URL whose certificate `ca` signed (the SDK trusts
+    /// it through `NODE_EXTRA_CA_CERTS`).
+    pub(crate) async fn node_at_trusting(
+        url: &str,
+        name: &str,
+        headers: &Value,
+        ca: &std::path::Path,
+    ) -> Self {
+        let (program, args) = node_driver();
+        let mut headers = headers.clone();
+        if let Some(map) = headers.as_object_mut() {
+            map.insert("__ca".into(), json!(ca.display().to_string()));
+        }
+        Self::start_with(program, args, url, name, &headers).await
+    }
+
     /// Starts a Python worker against any worker listener URL; `token` becomes `III_TOKEN`
     /// (sent as `Authorization: Bearer`).
     pub(crate) async fn python_at(url: &str, name: &str, token: Option<&str>) -> Self {
@@ -101,8 +117,16 @@ impl Driver {
         } else {
             command.env_remove("III_TOKEN");
         }
-        if headers.is_object() {
-            command.env("III_HEADERS", headers.to_string());
+        if let Some(ca) = headers.get("__ca").and_then(Value::as_str) {
+            command.env("NODE_EXTRA_CA_CERTS", ca);
+        }
+        if let Some(map) = headers.as_object() {
+            let sent: serde_json::Map<String, Value> = map
+                .iter()
+                .filter(|(k, _)| !k.starts_with("__"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            command.env("III_HEADERS", Value::Object(sent).to_string());
         }
         let mut child = command
             .args(&args)

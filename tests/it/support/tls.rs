@@ -1,26 +1,23 @@
 //! TLS clients for the proxy example tests: a throwaway self-signed certificate, HTTPS requests
-//! and worker WebSockets over TLS trusting only that certificate, and the Node SDK driver run
-//! with that certificate as an extra CA. Every wait is bounded.
+//! and worker WebSockets over TLS trusting only that certificate. Every wait is bounded.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::SinkExt;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
-use tempfile::{NamedTempFile, TempDir};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 use super::http::Response;
 use super::ws::{Incoming, Socket, next_within};
-use super::{STEP, tests_dir, within};
+use super::{STEP, within};
 
 /// Every name the tests reach a proxy under (SNI and `Host`).
 const NAMES: &[&str] = &[
@@ -285,114 +282,5 @@ impl TlsWorker {
     pub(crate) async fn close(mut self) {
         let _ = within(STEP, "close", self.ws.close(None)).await;
         let _ = next_within(&mut self.ws, Duration::from_secs(2)).await;
-    }
-}
-
-/// How long the Node driver may take to start and connect.
-const NODE_START: Duration = Duration::from_secs(40);
-
-/// `tests/node/driver.mjs` (the official Node `iii-sdk`) connected to `url` through a TLS
-/// proxy, with the test certificate as `NODE_EXTRA_CA_CERTS`. Killed when dropped.
-#[derive(Debug)]
-pub(crate) struct NodeOverTls {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
-    stderr: NamedTempFile,
-    next_id: u64,
-}
-
-impl NodeOverTls {
-    /// Starts the driver against `url` (a `wss://` URL), sending `headers` with the upgrade.
-    pub(crate) async fn start(url: &str, name: &str, ca: &Path, headers: &Value) -> Self {
-        let dir = tests_dir().join("node");
-        assert!(
-            dir.join("node_modules").join("iii-sdk").is_dir(),
-            "tests/node/node_modules is missing: run scripts/setup first"
-        );
-        let stderr = NamedTempFile::new().expect("temp file");
-        let mut child = Command::new("node")
-            .arg(dir.join("driver.mjs"))
-            .arg(url)
-            .arg(name)
-            .current_dir(tests_dir())
-            .env("III_URL", url)
-            .env("III_HEADERS", headers.to_string())
-            .env("NODE_EXTRA_CA_CERTS", ca)
-            .env("OTEL_ENABLED", "false")
-            .env("III_DISABLE_TRACE_PAYLOADS", "1")
-            .env_remove("III_TOKEN")
-            .env_remove("III_WORKER_NAME")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr.reopen().expect("reopen stderr file"))
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning node: {e}"));
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut node = Self {
-            child,
-            stdin,
-            lines: BufReader::new(stdout).lines(),
-            stderr,
-            next_id: 1,
-        };
-        node.read_until(NODE_START, |v| v["event"] == "ready").await;
-        node
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
-    }
-
-    async fn read_until(&mut self, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let line = match tokio::time::timeout_at(deadline, self.lines.next_line()).await {
-                Ok(Ok(Some(line))) => line,
-                other => panic!(
-                    "node driver: no expected line within {limit:?} ({other:?})\n--- stderr ---\n{}",
-                    self.stderr()
-                ),
-            };
-            if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(&line)
-                && pred(&v)
-            {
-                return v;
-            }
-        }
-    }
-
-    /// Runs a driver command that must succeed; returns its `result`.
-    pub(crate) async fn ok(&mut self, cmd: &str, mut args: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        let obj = args.as_object_mut().expect("command args are an object");
-        obj.insert("id".into(), json!(id));
-        obj.insert("cmd".into(), json!(cmd));
-        let line = format!("{args}\n");
-        self.stdin
-            .write_all(line.as_bytes())
-            .await
-            .expect("write command");
-        self.stdin.flush().await.expect("flush command");
-        let reply = self.read_until(STEP * 3, |v| v["id"] == json!(id)).await;
-        assert_eq!(
-            reply["ok"],
-            json!(true),
-            "node driver: {cmd} failed: {reply}\n--- stderr ---\n{}",
-            self.stderr()
-        );
-        reply["result"].clone()
-    }
-}
-
-impl Drop for NodeOverTls {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-        if std::thread::panicking() {
-            eprintln!("--- node driver (TLS) stderr ---\n{}", self.stderr());
-        }
     }
 }
