@@ -34,8 +34,10 @@ use super::frames::{self, Head, str_field};
 use crate::limits::{InvocationLimiter, RATE_LIMITED_MESSAGE};
 use crate::status::bump;
 
-/// Frames queued towards either side before the pump waits.
-const QUEUE: usize = 256;
+/// Middleware answers queued for the client before middleware tasks wait.
+const REPLY_QUEUE: usize = 64;
+/// How long the closing handshake may take on each side.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// How old the catalog may be for access decisions that need metadata.
 const CATALOG_MAX_AGE: Duration = Duration::from_secs(1);
 /// How long a registration of an id another worker still serves waits for that worker to go
@@ -70,8 +72,8 @@ struct Shared {
     discovery_pending: AtomicUsize,
     /// `P::` for a session with `function_registration_prefix` P (fixed for the session).
     prefix: Option<String>,
-    to_client: mpsc::Sender<Message>,
-    to_engine: mpsc::Sender<Message>,
+    /// Middleware answers, written to the client by the session loop.
+    replies: mpsc::Sender<Message>,
 }
 
 impl Shared {
@@ -122,32 +124,50 @@ impl Shared {
             }
         }
     }
+}
 
-    async fn to_client(&self, text: String) {
-        let _ = self.to_client.send(Message::text(text)).await;
+/// What one frame turned into: messages for either side, written by the session loop in
+/// order. Reused from frame to frame.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    items: Vec<(Side, Message)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Engine,
+}
+
+impl Outbox {
+    fn client(&mut self, text: String) {
+        self.items.push((Side::Client, Message::text(text)));
     }
 
-    async fn to_engine(&self, message: Message) {
-        let _ = self.to_engine.send(message).await;
+    fn client_message(&mut self, message: Message) {
+        self.items.push((Side::Client, message));
+    }
+
+    fn engine(&mut self, message: Message) {
+        self.items.push((Side::Engine, message));
     }
 }
 
-/// Runs a session until either side closes or the gateway shuts down.
+/// Runs a session until either side closes or the gateway shuts down. One task reads both
+/// sockets and writes each frame's outcome straight to its socket: no queue, no extra task
+/// between a frame and its destination. Middleware answers come back through `replies`.
 pub(crate) async fn run<C, U>(
     listener: Arc<ListenerState>,
     session: Session,
     ip: IpAddr,
-    client: WebSocketStream<C>,
-    upstream: WebSocketStream<U>,
+    mut client: WebSocketStream<C>,
+    mut upstream: WebSocketStream<U>,
     mut shutdown: watch::Receiver<bool>,
 ) where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (client_sink, mut client_stream) = client.split();
-    let (engine_sink, mut engine_stream) = upstream.split();
-    let (to_client, client_rx) = mpsc::channel(QUEUE);
-    let (to_engine, engine_rx) = mpsc::channel(QUEUE);
+    let (replies, mut replies_rx) = mpsc::channel(REPLY_QUEUE);
     let limiter = InvocationLimiter::new(&listener.policy.config().limits);
     let prefix = session.prefix().map(|p| format!("{p}::"));
     let shared = Arc::new(Shared {
@@ -159,75 +179,86 @@ pub(crate) async fn run<C, U>(
         limiter,
         discovery: Mutex::new(HashMap::new()),
         discovery_pending: AtomicUsize::new(0),
-        to_client,
-        to_engine,
+        replies,
     });
-    let span =
-        tracing::info_span!("session", id = %shared.id, listener = %shared.listener.key, %ip);
-    let _enter = span.enter();
-    tracing::debug!("session open");
-    let mut writers = JoinSet::new();
-    writers.spawn(write_all(client_sink, client_rx));
-    writers.spawn(write_all(engine_sink, engine_rx));
+    tracing::debug!(session = %shared.id, "session open");
     let mut middleware = JoinSet::new();
+    let mut out = Outbox::default();
+    let max = shared.listener.max_message_bytes();
 
-    let end = {
-        let up = async {
-            let max = shared.listener.max_message_bytes();
-            while let Some(message) = client_stream.next().await {
-                match message {
-                    Ok(Message::Text(text)) => {
-                        if text.len() > max {
-                            if !too_big(&shared, text.as_str()).await {
-                                return End::TooBig;
-                            }
-                            continue;
-                        }
-                        on_client_text(&shared, text, &mut middleware).await;
-                    }
-                    Ok(Message::Binary(bytes)) => {
-                        if bytes.len() > max {
-                            bump(&shared.listener.status.oversized);
-                            return End::TooBig;
-                        }
-                        // Binary telemetry is dropped; binary JSON is gated like text.
-                        if is_telemetry(&bytes) {
-                            continue;
-                        }
-                        match Utf8Bytes::try_from(bytes) {
-                            Ok(text) => on_client_text(&shared, text, &mut middleware).await,
-                            Err(_) => continue,
-                        }
-                    }
-                    Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
-                    Ok(Message::Close(_)) => return End::Client,
-                    Err(tokio_tungstenite::tungstenite::Error::Capacity(_)) => {
-                        bump(&shared.listener.status.oversized);
-                        return End::TooBig;
-                    }
-                    Err(_) => return End::Client,
-                }
+    let end = loop {
+        let step = tokio::select! {
+            () = super::stopped(&mut shutdown) => Err(End::Shutdown),
+            Some(reply) = replies_rx.recv() => {
+                out.client_message(reply);
+                Ok(())
             }
-            End::Client
-        };
-        let down = async {
-            while let Some(message) = engine_stream.next().await {
-                match message {
-                    Ok(Message::Text(text)) => on_engine_text(&shared, text).await,
-                    Ok(Message::Binary(bytes)) => {
-                        let _ = shared.to_client.send(Message::Binary(bytes)).await;
+            message = client.next() => match message {
+                Some(Ok(Message::Text(text))) if text.len() > max => {
+                    if too_big(&shared, text.as_str(), &mut out) {
+                        Ok(())
+                    } else {
+                        Err(End::TooBig)
                     }
-                    Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
-                    Ok(Message::Close(_)) | Err(_) => return End::Upstream,
                 }
-            }
-            End::Upstream
+                Some(Ok(Message::Text(text))) => {
+                    on_client_text(&shared, text, &mut middleware, &mut out).await;
+                    Ok(())
+                }
+                Some(Ok(Message::Binary(bytes))) if bytes.len() > max => {
+                    bump(&shared.listener.status.oversized);
+                    Err(End::TooBig)
+                }
+                Some(Ok(Message::Binary(bytes))) => {
+                    // Binary telemetry is dropped; binary JSON is gated like text.
+                    if !is_telemetry(&bytes)
+                        && let Ok(text) = Utf8Bytes::try_from(bytes)
+                    {
+                        on_client_text(&shared, text, &mut middleware, &mut out).await;
+                    }
+                    Ok(())
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(()),
+                Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => {
+                    bump(&shared.listener.status.oversized);
+                    Err(End::TooBig)
+                }
+                Some(Ok(Message::Close(_)) | Err(_)) | None => Err(End::Client),
+            },
+            message = upstream.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    on_engine_text(&shared, text, &mut out).await;
+                    Ok(())
+                }
+                Some(Ok(Message::Binary(bytes))) => {
+                    out.client_message(Message::Binary(bytes));
+                    Ok(())
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(()),
+                Some(Ok(Message::Close(_)) | Err(_)) | None => Err(End::Upstream),
+            },
         };
-        tokio::select! {
-            end = up => end,
-            end = down => end,
-            () = super::stopped(&mut shutdown) => End::Shutdown,
+        // Write what the frame produced, in order, before reading more.
+        let mut failed = None;
+        for (side, message) in out.items.drain(..) {
+            let written = match side {
+                Side::Client => client.send(message).await.map_err(|_| End::Client),
+                Side::Engine => upstream.send(message).await.map_err(|_| End::Upstream),
+            };
+            if let Err(end) = written {
+                failed = Some(end);
+                break;
+            }
         }
+        out.items.clear();
+        if let Err(end) = step {
+            break end;
+        }
+        if let Some(end) = failed {
+            break end;
+        }
+        // Reap finished middleware tasks so the set stays small.
+        while middleware.try_join_next().is_some() {}
     };
     middleware.abort_all();
     let close = match end {
@@ -236,37 +267,17 @@ pub(crate) async fn run<C, U>(
         End::Shutdown => Some((CloseCode::Away, "gateway shutting down")),
         End::TooBig => Some((CloseCode::Size, "message too big")),
     };
-    if let Some((code, reason)) = close {
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        let _ = shared.to_client.send(Message::Close(Some(frame))).await;
-    } else {
-        let _ = shared.to_client.send(Message::Close(None)).await;
-    }
-    let _ = shared.to_engine.send(Message::Close(None)).await;
-    drop(shared);
-    // Writers end once their queue is drained and closed; bound the wait.
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while writers.join_next().await.is_some() {}
+    let frame = close.map(|(code, reason)| CloseFrame {
+        code,
+        reason: reason.into(),
+    });
+    // Both closes are bounded: a peer that stopped reading cannot hold the session open.
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        let _ = client.close(frame).await;
+        let _ = upstream.close(None).await;
     })
     .await;
-    tracing::debug!(?end, "session closed");
-}
-
-/// Writes queued messages to one side until a Close is written or the queue ends.
-async fn write_all<S>(mut sink: S, mut rx: mpsc::Receiver<Message>)
-where
-    S: futures_util::Sink<Message> + Unpin,
-{
-    while let Some(message) = rx.recv().await {
-        let closing = message.is_close();
-        if sink.send(message).await.is_err() || closing {
-            break;
-        }
-    }
-    let _ = sink.close().await;
+    tracing::debug!(session = %shared.id, ?end, "session closed");
 }
 
 fn is_telemetry(bytes: &[u8]) -> bool {
@@ -275,7 +286,7 @@ fn is_telemetry(bytes: &[u8]) -> bool {
 
 /// A message above `max_message_bytes`: an invoke is answered `payload_too_large` and the
 /// session continues (`true`); anything else closes the session with 1009 (`false`).
-async fn too_big(shared: &Shared, text: &str) -> bool {
+fn too_big(shared: &Shared, text: &str, out: &mut Outbox) -> bool {
     bump(&shared.listener.status.oversized);
     let Some(head) = Head::parse(text) else {
         return false;
@@ -290,22 +301,25 @@ async fn too_big(shared: &Shared, text: &str) -> bool {
         shared.listener.max_message_bytes()
     );
     tracing::info!(target: "audit", listener = %shared.listener.key, session = %shared.id, ip = %shared.ip, kind = "invoke", subject = function_id, code = "payload_too_large", "{message}");
-    shared
-        .to_client(frames::invocation_error(
-            head.invocation_id.as_deref(),
-            function_id,
-            "payload_too_large",
-            &message,
-            None,
-        ))
-        .await;
+    out.client(frames::invocation_error(
+        head.invocation_id.as_deref(),
+        function_id,
+        "payload_too_large",
+        &message,
+        None,
+    ));
     true
 }
 
-async fn on_client_text(shared: &Arc<Shared>, text: Utf8Bytes, middleware: &mut JoinSet<()>) {
+async fn on_client_text(
+    shared: &Arc<Shared>,
+    text: Utf8Bytes,
+    middleware: &mut JoinSet<()>,
+    out: &mut Outbox,
+) {
     let Some(head) = Head::parse(text.as_str()) else {
         // Not a frame we understand: passed through unchanged.
-        shared.to_engine(Message::Text(text)).await;
+        out.engine(Message::Text(text));
         return;
     };
     match head.kind.as_ref() {
@@ -313,14 +327,22 @@ async fn on_client_text(shared: &Arc<Shared>, text: Utf8Bytes, middleware: &mut 
             // `text` is reference-counted: the clone is forwarded, the head borrows this one.
             let function_id = head.function_id.as_deref().unwrap_or_default();
             let invocation_id = head.invocation_id.as_deref();
-            on_invoke(shared, text.clone(), function_id, invocation_id, middleware).await;
+            on_invoke(
+                shared,
+                text.clone(),
+                function_id,
+                invocation_id,
+                middleware,
+                out,
+            )
+            .await;
         }
-        "registerfunction" => on_register_function(shared, text.as_str()).await,
-        "unregisterfunction" => on_unregister_function(shared, text.as_str()).await,
-        "registertriggertype" => on_register_trigger_type(shared, text.as_str()).await,
-        "registertrigger" => on_register_trigger(shared, text.as_str()).await,
-        "unregistertrigger" => on_unregister_trigger(shared, text).await,
-        _ => shared.to_engine(Message::Text(text)).await,
+        "registerfunction" => on_register_function(shared, text.as_str(), out).await,
+        "unregisterfunction" => on_unregister_function(shared, text.as_str(), out).await,
+        "registertriggertype" => on_register_trigger_type(shared, text.as_str(), out).await,
+        "registertrigger" => on_register_trigger(shared, text.as_str(), out).await,
+        "unregistertrigger" => on_unregister_trigger(shared, text, out).await,
+        _ => out.engine(Message::Text(text)),
     }
 }
 
@@ -330,9 +352,10 @@ async fn on_invoke(
     function_id: &str,
     invocation_id: Option<&str>,
     middleware: &mut JoinSet<()>,
+    out: &mut Outbox,
 ) {
     let span = tracing::debug_span!("invoke", function_id, invocation_id);
-    gate_invoke(shared, text, function_id, invocation_id, middleware)
+    gate_invoke(shared, text, function_id, invocation_id, middleware, out)
         .instrument(span)
         .await;
 }
@@ -343,6 +366,7 @@ async fn gate_invoke(
     function_id: &str,
     invocation_id: Option<&str>,
     middleware: &mut JoinSet<()>,
+    out: &mut Outbox,
 ) {
     let status = &shared.listener.status;
     let policy = &shared.listener.policy;
@@ -352,15 +376,13 @@ async fn gate_invoke(
         bump(&status.rate_limited);
         tracing::info!(target: "audit", listener = %shared.listener.key, session = %shared.id, ip = %shared.ip, kind = "invoke", subject = function_id, code = "RATE_LIMITED", "{RATE_LIMITED_MESSAGE}");
         let trace = frames::parse_object(text.as_str());
-        shared
-            .to_client(frames::invocation_error(
-                invocation_id,
-                function_id,
-                "RATE_LIMITED",
-                RATE_LIMITED_MESSAGE,
-                trace.as_ref(),
-            ))
-            .await;
+        out.client(frames::invocation_error(
+            invocation_id,
+            function_id,
+            "RATE_LIMITED",
+            RATE_LIMITED_MESSAGE,
+            trace.as_ref(),
+        ));
         return;
     }
     let (target, owned) = {
@@ -383,15 +405,13 @@ async fn gate_invoke(
     };
     if let Err(denial) = shared.allowed("invoke", &decision) {
         let trace = frames::parse_object(text.as_str());
-        shared
-            .to_client(frames::invocation_error(
-                invocation_id,
-                function_id,
-                denial.code().as_str(),
-                &denial.message(),
-                trace.as_ref(),
-            ))
-            .await;
+        out.client(frames::invocation_error(
+            invocation_id,
+            function_id,
+            denial.code().as_str(),
+            &denial.message(),
+            trace.as_ref(),
+        ));
         return;
     }
     bump(&status.allowed);
@@ -404,11 +424,11 @@ async fn gate_invoke(
     let middleware_id = policy.middleware_for(&target).map(str::to_owned);
     if target == function_id && discovery.is_none() && !is_trigger_call && middleware_id.is_none() {
         // The hot path: forwarded exactly as received.
-        shared.to_engine(Message::Text(text)).await;
+        out.engine(Message::Text(text));
         return;
     }
     let Some(mut frame) = frames::parse_object(text.as_str()) else {
-        shared.to_engine(Message::Text(text)).await;
+        out.engine(Message::Text(text));
         return;
     };
     if is_trigger_call {
@@ -419,15 +439,13 @@ async fn gate_invoke(
             policy.decide_trigger_call(&session, &target, &data, &catalog)
         };
         if let Err(denial) = shared.allowed("trigger_call", &decision) {
-            shared
-                .to_client(frames::invocation_error(
-                    invocation_id,
-                    function_id,
-                    denial.code().as_str(),
-                    &denial.message(),
-                    Some(&frame),
-                ))
-                .await;
+            out.client(frames::invocation_error(
+                invocation_id,
+                function_id,
+                denial.code().as_str(),
+                &denial.message(),
+                Some(&frame),
+            ));
             return;
         }
         if target == "engine::register_trigger"
@@ -463,15 +481,13 @@ async fn gate_invoke(
                 .into_owned()
         };
         if let Err(denial) = shared.allowed("discovery", &decision) {
-            shared
-                .to_client(frames::invocation_error(
-                    Some(id),
-                    function_id,
-                    denial.code().as_str(),
-                    &denial.message(),
-                    Some(&frame),
-                ))
-                .await;
+            out.client(frames::invocation_error(
+                Some(id),
+                function_id,
+                denial.code().as_str(),
+                &denial.message(),
+                Some(&frame),
+            ));
             return;
         }
         shared
@@ -482,9 +498,7 @@ async fn gate_invoke(
         shared.discovery_pending.fetch_add(1, Ordering::Relaxed);
     }
     frame.insert("function_id".into(), target.into_owned().into());
-    shared
-        .to_engine(Message::text(Value::Object(frame).to_string()))
-        .await;
+    out.engine(Message::text(Value::Object(frame).to_string()));
 }
 
 /// The middleware is the call (spec §5.3): its result or error is the caller's.
@@ -518,14 +532,13 @@ async fn run_middleware(
         return;
     }
     let invocation_id = str_field(&frame, "invocation_id");
-    shared
-        .to_client(frames::invocation_result(
-            invocation_id,
-            target,
-            outcome,
-            Some(&frame),
-        ))
-        .await;
+    let reply = Message::text(frames::invocation_result(
+        invocation_id,
+        target,
+        outcome,
+        Some(&frame),
+    ));
+    let _ = shared.replies.send(reply).await;
 }
 
 /// Calls a registration hook: `Ok(Some(map))` to go on with the mapped fields, `Ok(None)`
@@ -578,7 +591,7 @@ fn take_string(mapped: &Map<String, Value>, key: &str, into: &mut String) {
     }
 }
 
-async fn on_register_function(shared: &Shared, text: &str) {
+async fn on_register_function(shared: &Shared, text: &str, out: &mut Outbox) {
     let policy = &shared.listener.policy;
     let Some(mut frame) = frames::parse_object(text) else {
         return;
@@ -621,9 +634,7 @@ async fn on_register_function(shared: &Shared, text: &str) {
     }
     frame.insert("id".into(), stored.into());
     bump(&shared.listener.status.allowed);
-    shared
-        .to_engine(Message::text(Value::Object(frame).to_string()))
-        .await;
+    out.engine(Message::text(Value::Object(frame).to_string()));
 }
 
 /// Whether the engine serves `stored_id` from another connection: such a registration would
@@ -643,7 +654,7 @@ async fn taken_by_another(shared: &Shared, stored_id: &str) -> bool {
     }
 }
 
-async fn on_unregister_function(shared: &Shared, text: &str) {
+async fn on_unregister_function(shared: &Shared, text: &str, out: &mut Outbox) {
     let Some(mut frame) = frames::parse_object(text) else {
         return;
     };
@@ -658,12 +669,10 @@ async fn on_unregister_function(shared: &Shared, text: &str) {
     }
     shared.session().forget_function(&stored);
     frame.insert("id".into(), stored.into());
-    shared
-        .to_engine(Message::text(Value::Object(frame).to_string()))
-        .await;
+    out.engine(Message::text(Value::Object(frame).to_string()));
 }
 
-async fn on_register_trigger_type(shared: &Shared, text: &str) {
+async fn on_register_trigger_type(shared: &Shared, text: &str, out: &mut Outbox) {
     let policy = &shared.listener.policy;
     let Some(mut frame) = frames::parse_object(text) else {
         return;
@@ -675,7 +684,7 @@ async fn on_register_trigger_type(shared: &Shared, text: &str) {
     if let Err(denial) = shared.allowed("register_trigger_type", &decision) {
         let reply =
             frames::registration_denied(&id, "", "", denial.code().as_str(), &denial.message());
-        return shared.to_client(reply).await;
+        return out.client(reply);
     }
     let context = shared.session().context().clone();
     let hook = rbac_hook(shared, |r| {
@@ -688,7 +697,7 @@ async fn on_register_trigger_type(shared: &Shared, text: &str) {
             hook_denial(shared, "register_trigger_type", &id, &why);
             let reply =
                 frames::registration_denied(&id, "", "", "REGISTRATION_DENIED", "denied by hook");
-            return shared.to_client(reply).await;
+            return out.client(reply);
         }
         Ok(Some(mapped)) => {
             take_string(&mapped, "trigger_type_id", &mut id);
@@ -700,12 +709,10 @@ async fn on_register_trigger_type(shared: &Shared, text: &str) {
     }
     frame.insert("id".into(), id.into());
     bump(&shared.listener.status.allowed);
-    shared
-        .to_engine(Message::text(Value::Object(frame).to_string()))
-        .await;
+    out.engine(Message::text(Value::Object(frame).to_string()));
 }
 
-async fn on_register_trigger(shared: &Shared, text: &str) {
+async fn on_register_trigger(shared: &Shared, text: &str, out: &mut Outbox) {
     let policy = &shared.listener.policy;
     let Some(mut frame) = frames::parse_object(text) else {
         return;
@@ -726,9 +733,7 @@ async fn on_register_trigger(shared: &Shared, text: &str) {
         .decide_trigger_type(&shared.session(), &trigger_type)
         .into_owned();
     if let Err(denial) = shared.allowed("register_trigger", &decision) {
-        return shared
-            .to_client(deny(&id, &trigger_type, &function_id, &denial))
-            .await;
+        return out.client(deny(&id, &trigger_type, &function_id, &denial));
     }
     let context = shared.session().context().clone();
     let hook = rbac_hook(shared, |r| r.on_trigger_registration_function_id.as_ref());
@@ -750,7 +755,7 @@ async fn on_register_trigger(shared: &Shared, text: &str) {
                 "REGISTRATION_DENIED",
                 "denied by hook",
             );
-            return shared.to_client(reply).await;
+            return out.client(reply);
         }
         Ok(Some(mapped)) => {
             take_string(&mapped, "trigger_id", &mut id);
@@ -778,21 +783,17 @@ async fn on_register_trigger(shared: &Shared, text: &str) {
             .into_owned()
     };
     if let Err(denial) = shared.allowed("register_trigger", &decision) {
-        return shared
-            .to_client(deny(&id, &trigger_type, &function_id, &denial))
-            .await;
+        return out.client(deny(&id, &trigger_type, &function_id, &denial));
     }
     shared.session().record_trigger(id.clone());
     frame.insert("id".into(), id.into());
     frame.insert("trigger_type".into(), trigger_type.into());
     frame.insert("function_id".into(), target.into());
     bump(&shared.listener.status.allowed);
-    shared
-        .to_engine(Message::text(Value::Object(frame).to_string()))
-        .await;
+    out.engine(Message::text(Value::Object(frame).to_string()));
 }
 
-async fn on_unregister_trigger(shared: &Shared, text: Utf8Bytes) {
+async fn on_unregister_trigger(shared: &Shared, text: Utf8Bytes, out: &mut Outbox) {
     let Some(frame) = frames::parse_object(text.as_str()) else {
         return;
     };
@@ -806,18 +807,18 @@ async fn on_unregister_trigger(shared: &Shared, text: Utf8Bytes) {
         return;
     }
     shared.session().forget_trigger(id);
-    shared.to_engine(Message::Text(text)).await;
+    out.engine(Message::Text(text));
 }
 
-async fn on_engine_text(shared: &Shared, text: Utf8Bytes) {
+async fn on_engine_text(shared: &Shared, text: Utf8Bytes, out: &mut Outbox) {
     let prefix = shared.prefix.as_deref();
     if prefix.is_none() && shared.discovery_pending.load(Ordering::Relaxed) == 0 {
         // Nothing to rewrite on the way down: the hot path forwards the frame as received.
-        let _ = shared.to_client.send(Message::Text(text)).await;
+        out.client_message(Message::Text(text));
         return;
     }
     let Some(head) = Head::parse(text.as_str()) else {
-        let _ = shared.to_client.send(Message::Text(text)).await;
+        out.client_message(Message::Text(text));
         return;
     };
     let rewrite_prefix = matches!(
@@ -843,11 +844,11 @@ async fn on_engine_text(shared: &Shared, text: Utf8Bytes) {
     };
     drop(head);
     if !rewrite_prefix && discovery.is_none() {
-        let _ = shared.to_client.send(Message::Text(text)).await;
+        out.client_message(Message::Text(text));
         return;
     }
     let Some(mut frame) = frames::parse_object(text.as_str()) else {
-        let _ = shared.to_client.send(Message::Text(text)).await;
+        out.client_message(Message::Text(text));
         return;
     };
     if rewrite_prefix {
@@ -860,7 +861,7 @@ async fn on_engine_text(shared: &Shared, text: Utf8Bytes) {
     if let Some((function, request)) = discovery {
         filter_discovery_result(shared, function, &request, &mut frame).await;
     }
-    shared.to_client(Value::Object(frame).to_string()).await;
+    out.client(Value::Object(frame).to_string());
 }
 
 /// Rewrites a discovery `invocationresult` for this session (spec §8).
