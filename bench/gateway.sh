@@ -47,6 +47,7 @@ wait_for() {
   done
 }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 ready_addr() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["addrs"][sys.argv[2]])' "$1" "$2"; }
 
 # A test certificate for localhost (the clients trust it through NODE_EXTRA_CA_CERTS).
@@ -105,13 +106,16 @@ mkfifo "$work/owner.fifo"
 node bench/roundtrip.mjs --owner "$ENGINE_URL" <"$work/owner.fifo" >/dev/null 2>"$work/owner.err" &
 pids+=("$!")
 exec 4>"$work/owner.fifo"
+gateway_ticks=0
 for round in $(seq 1 "$ROUNDS"); do
   for path in direct gateway; do
     url=$ENGINE_URL
     [ "$path" = gateway ] && url=$TLS_URL
     log "round $round/$ROUNDS: caller $path"
+    before=$(cpu_ticks "$GATEWAY_PID")
     node bench/roundtrip.mjs "$url" "$SEQ" "$PAR" "$TIMEOUT_MS" >"$work/$path.$round.json" 2>"$work/rt.err" \
       || { cat "$work/rt.err" "$work/owner.err" >&2; exit 1; }
+    [ "$path" = gateway ] && gateway_ticks=$((gateway_ticks + $(cpu_ticks "$GATEWAY_PID") - before))
   done
 done
 exec 4>&-
@@ -145,7 +149,7 @@ for n in $IDLE_COUNTS; do
   done
 done
 
-python3 - "$work" "$ROUNDS" <<PY
+python3 - "$work" "$ROUNDS" "$gateway_ticks" "$(getconf CLK_TCK)" <<PY
 import json, statistics, sys
 work, rounds = sys.argv[1], int(sys.argv[2])
 load = lambda p: [json.load(open(f"{work}/{p}.{r}.json")) for r in range(1, rounds + 1)]
@@ -170,6 +174,8 @@ for i, l in enumerate(lines):
     print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(l, widths))))
     if i == 0:
         print("  ".join("-" * w for w in widths))
+calls = sum(2000 + r["seq"]["count"] + r["par"]["count"] for r in gateway)
+print(f"gateway CPU per call (user+system): {int(sys.argv[3]) / int(sys.argv[4]) * 1e6 / calls:.1f} us")
 print(f"\nrounds: {rounds}, alternating (medians; lost summed); calls per round: {direct[0]['seq']['count']} at 1, {direct[0]['par']['count']} at 64 in flight")
 PY
 echo

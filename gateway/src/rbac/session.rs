@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use policies::{
     Decision, Denial, DiscoveryFunction, FunctionCatalog, Session, is_ownable_function,
 };
@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tracing::Instrument as _;
 
 use super::ListenerState;
@@ -186,64 +186,53 @@ pub(crate) async fn run<C, U>(
     let mut out = Outbox::default();
     let max = shared.listener.max_message_bytes();
 
+    let mut dirty = (false, false);
+    let mut client_first = false;
     let end = loop {
-        let step = tokio::select! {
-            () = super::stopped(&mut shutdown) => Err(End::Shutdown),
-            Some(reply) = replies_rx.recv() => {
+        // Frames already buffered are handled without flushing in between: under load many
+        // frames share one write. Only when nothing is ready are the writes flushed and the
+        // task parked.
+        let event = match ready_now(
+            &mut client,
+            &mut upstream,
+            &mut replies_rx,
+            &mut client_first,
+        ) {
+            Some(event) => event,
+            None => {
+                if let Err(end) = flush(&mut client, &mut upstream, &mut dirty).await {
+                    break end;
+                }
+                tokio::select! {
+                    () = super::stopped(&mut shutdown) => break End::Shutdown,
+                    Some(reply) = replies_rx.recv() => Event::Reply(reply),
+                    message = client.next() => Event::Client(message),
+                    message = upstream.next() => Event::Engine(message),
+                }
+            }
+        };
+        let step = match event {
+            Event::Reply(reply) => {
                 out.client_message(reply);
                 Ok(())
             }
-            message = client.next() => match message {
-                Some(Ok(Message::Text(text))) if text.len() > max => {
-                    if too_big(&shared, text.as_str(), &mut out) {
-                        Ok(())
-                    } else {
-                        Err(End::TooBig)
-                    }
-                }
-                Some(Ok(Message::Text(text))) => {
-                    on_client_text(&shared, text, &mut middleware, &mut out).await;
-                    Ok(())
-                }
-                Some(Ok(Message::Binary(bytes))) if bytes.len() > max => {
-                    bump(&shared.listener.status.oversized);
-                    Err(End::TooBig)
-                }
-                Some(Ok(Message::Binary(bytes))) => {
-                    // Binary telemetry is dropped; binary JSON is gated like text.
-                    if !is_telemetry(&bytes)
-                        && let Ok(text) = Utf8Bytes::try_from(bytes)
-                    {
-                        on_client_text(&shared, text, &mut middleware, &mut out).await;
-                    }
-                    Ok(())
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(()),
-                Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => {
-                    bump(&shared.listener.status.oversized);
-                    Err(End::TooBig)
-                }
-                Some(Ok(Message::Close(_)) | Err(_)) | None => Err(End::Client),
-            },
-            message = upstream.next() => match message {
-                Some(Ok(Message::Text(text))) => {
-                    on_engine_text(&shared, text, &mut out).await;
-                    Ok(())
-                }
-                Some(Ok(Message::Binary(bytes))) => {
-                    out.client_message(Message::Binary(bytes));
-                    Ok(())
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(()),
-                Some(Ok(Message::Close(_)) | Err(_)) | None => Err(End::Upstream),
-            },
+            Event::Client(message) => {
+                on_client_message(&shared, message, max, &mut middleware, &mut out).await
+            }
+            Event::Engine(message) => on_engine_message(&shared, message, &mut out).await,
         };
         // Write what the frame produced, in order, before reading more.
         let mut failed = None;
         for (side, message) in out.items.drain(..) {
             let written = match side {
-                Side::Client => client.send(message).await.map_err(|_| End::Client),
-                Side::Engine => upstream.send(message).await.map_err(|_| End::Upstream),
+                Side::Client => {
+                    dirty.0 = true;
+                    client.feed(message).await.map_err(|_| End::Client)
+                }
+                Side::Engine => {
+                    dirty.1 = true;
+                    upstream.feed(message).await.map_err(|_| End::Upstream)
+                }
             };
             if let Err(end) = written {
                 failed = Some(end);
@@ -252,6 +241,8 @@ pub(crate) async fn run<C, U>(
         }
         out.items.clear();
         if let Err(end) = step {
+            // What the last frame produced (an error reply) still goes out.
+            let _ = flush(&mut client, &mut upstream, &mut dirty).await;
             break end;
         }
         if let Some(end) = failed {
@@ -278,6 +269,117 @@ pub(crate) async fn run<C, U>(
     })
     .await;
     tracing::debug!(session = %shared.id, ?end, "session closed");
+}
+
+/// Something for the session loop to handle.
+enum Event {
+    Client(Option<Result<Message, WsError>>),
+    Engine(Option<Result<Message, WsError>>),
+    Reply(Message),
+}
+
+/// An event that is ready without waiting, if any. The side asked first alternates, so a
+/// busy side cannot starve the other.
+fn ready_now<C, U>(
+    client: &mut WebSocketStream<C>,
+    upstream: &mut WebSocketStream<U>,
+    replies: &mut mpsc::Receiver<Message>,
+    client_first: &mut bool,
+) -> Option<Event>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    *client_first = !*client_first;
+    let mut from_client = || client.next().now_or_never().map(Event::Client);
+    let mut from_engine = || upstream.next().now_or_never().map(Event::Engine);
+    let first = if *client_first {
+        from_client().or_else(from_engine)
+    } else {
+        from_engine().or_else(from_client)
+    };
+    first.or_else(|| replies.try_recv().ok().map(Event::Reply))
+}
+
+/// Flushes whichever side has unflushed writes.
+async fn flush<C, U>(
+    client: &mut WebSocketStream<C>,
+    upstream: &mut WebSocketStream<U>,
+    dirty: &mut (bool, bool),
+) -> Result<(), End>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    if std::mem::take(&mut dirty.0) {
+        client.flush().await.map_err(|_| End::Client)?;
+    }
+    if std::mem::take(&mut dirty.1) {
+        upstream.flush().await.map_err(|_| End::Upstream)?;
+    }
+    Ok(())
+}
+
+/// A message from the client: gated into `out`; `Err` ends the session.
+async fn on_client_message(
+    shared: &Arc<Shared>,
+    message: Option<Result<Message, WsError>>,
+    max: usize,
+    middleware: &mut JoinSet<()>,
+    out: &mut Outbox,
+) -> Result<(), End> {
+    match message {
+        Some(Ok(Message::Text(text))) if text.len() > max => {
+            if too_big(shared, text.as_str(), out) {
+                Ok(())
+            } else {
+                Err(End::TooBig)
+            }
+        }
+        Some(Ok(Message::Text(text))) => {
+            on_client_text(shared, text, middleware, out).await;
+            Ok(())
+        }
+        Some(Ok(Message::Binary(bytes))) if bytes.len() > max => {
+            bump(&shared.listener.status.oversized);
+            Err(End::TooBig)
+        }
+        Some(Ok(Message::Binary(bytes))) => {
+            // Binary telemetry is dropped; binary JSON is gated like text.
+            if !is_telemetry(&bytes)
+                && let Ok(text) = Utf8Bytes::try_from(bytes)
+            {
+                on_client_text(shared, text, middleware, out).await;
+            }
+            Ok(())
+        }
+        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(()),
+        Some(Err(WsError::Capacity(_))) => {
+            bump(&shared.listener.status.oversized);
+            Err(End::TooBig)
+        }
+        Some(Ok(Message::Close(_)) | Err(_)) | None => Err(End::Client),
+    }
+}
+
+/// A message from the engine: rewritten into `out`; `Err` ends the session.
+async fn on_engine_message(
+    shared: &Shared,
+    message: Option<Result<Message, WsError>>,
+    out: &mut Outbox,
+) -> Result<(), End> {
+    match message {
+        Some(Ok(Message::Text(text))) => {
+            on_engine_text(shared, text, out).await;
+            Ok(())
+        }
+        Some(Ok(Message::Binary(bytes))) => {
+            out.client_message(Message::Binary(bytes));
+            Ok(())
+        }
+        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(()),
+        Some(Ok(Message::Close(_)) | Err(_)) | None => Err(End::Upstream),
+    }
 }
 
 fn is_telemetry(bytes: &[u8]) -> bool {

@@ -146,10 +146,20 @@ impl Gateway {
     }
 }
 
-/// Builds the runtime for RBAC, admin and control work (pingora runs its own).
+/// Builds the runtime for RBAC, admin and control work (pingora runs its own): one thread
+/// per two cores (at least one), or `TOKIO_WORKER_THREADS`. A session is one task, so more
+/// threads only help with many busy sessions; on a host shared with the engine and workers,
+/// fewer threads leave them more CPU (see BENCHMARKS.md).
 pub(crate) fn build_runtime() -> Result<tokio::runtime::Runtime, RunError> {
+    let from_env = std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0);
+    let threads = from_env.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+    });
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+        .worker_threads(threads)
         .thread_name("gateway")
         .enable_all()
         .build()
