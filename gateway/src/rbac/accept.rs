@@ -30,6 +30,7 @@ use tracing::Instrument as _;
 
 use super::auth_input::{EDGE_SECRET_HEADER, RequestInfo, client_ip};
 use super::authenticate::authenticate;
+use super::upstream::Upstream;
 use super::{ListenerState, channel_bridge, frames, session, ws_config};
 use crate::status::{bump, drop_one};
 use crate::task;
@@ -240,7 +241,7 @@ async fn upgrade(
                 return plain(StatusCode::UNAUTHORIZED, "authentication failed");
             }
             match channel_bridge::dial(&state, id, request.uri().query()).await {
-                Ok(upstream) => Some(upstream),
+                Ok(upstream) => Some(Box::new(upstream)),
                 Err(channel_bridge::DialError::NotFound) => {
                     return plain(StatusCode::NOT_FOUND, "Channel not found");
                 }
@@ -263,6 +264,7 @@ async fn upgrade(
             }
         };
         let config = ws_config(task_state.read_ceiling());
+        // Sessions live long: their task holds only what the session needs (cold steps boxed).
         let socket =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
@@ -270,11 +272,16 @@ async fn upgrade(
         match (route, channel_upstream) {
             (Route::Channel(_), Some(upstream)) => {
                 bump(&task_state.status.channels_open);
-                channel_bridge::run(socket, upstream, task_state.shutdown.clone()).await;
+                Box::pin(channel_bridge::run(
+                    socket,
+                    *upstream,
+                    task_state.shutdown.clone(),
+                ))
+                .await;
                 drop_one(&task_state.status.channels_open);
             }
-            (Route::Otel, _) => otel_sink(&task_state, &info, socket).await,
-            _ => worker(&task_state, &info, ip, socket).await,
+            (Route::Otel, _) => Box::pin(otel_sink(&task_state, &info, socket)).await,
+            _ => Box::pin(worker(&task_state, info, ip, socket)).await,
         }
         task_state.open.fetch_sub(1, Ordering::Relaxed);
     });
@@ -293,13 +300,16 @@ async fn upgrade(
 /// Authenticates a worker connection, dials its upstream and runs the session.
 async fn worker<S>(
     state: &Arc<ListenerState>,
-    info: &RequestInfo,
+    info: RequestInfo,
     ip: std::net::IpAddr,
     mut socket: WebSocketStream<S>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let session = match authenticate(state, info).await {
+    // The request's headers are needed for authentication only: dropped before the session.
+    let authenticated = Box::pin(authenticate(state, &info)).await;
+    drop(info);
+    let session = match authenticated {
         Ok(session) => session,
         Err(message) => {
             bump(&state.status.auth_failures);
@@ -307,40 +317,51 @@ async fn worker<S>(
             let _ = socket
                 .send(Message::text(frames::auth_error(&message)))
                 .await;
-            close(socket, CloseCode::Policy, "authentication failed").await;
+            Box::pin(close(socket, CloseCode::Policy, "authentication failed")).await;
             return;
         }
     };
-    let url = format!("{}/", state.engine_base);
-    let config = ws_config(state.read_ceiling());
-    let upstream = match tokio_tungstenite::connect_async_with_config(
-        url.as_str(),
-        Some(config),
-        true,
-    )
-    .await
-    {
-        Ok((upstream, _)) => upstream,
+    // Dialling and the session itself run in their own allocation: this task keeps only a
+    // pointer to it for the life of the session.
+    Box::pin(serve(Arc::clone(state), session, ip, socket)).await;
+}
+
+/// Dials the session's upstream and runs the session until it ends.
+async fn serve<S>(
+    state: Arc<ListenerState>,
+    session: policies::Session,
+    ip: std::net::IpAddr,
+    socket: WebSocketStream<S>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let upstream = match Box::pin(super::upstream::dial(&state)).await {
+        Ok(upstream) => upstream,
         Err(error) => {
             tracing::warn!(listener = %state.key, %error, "engine WS dial failed");
-            close(socket, CloseCode::Error, "engine WS dial failed").await;
+            Box::pin(close(socket, CloseCode::Error, "engine WS dial failed")).await;
             return;
         }
     };
-    if let tokio_tungstenite::MaybeTlsStream::Plain(stream) = upstream.get_ref() {
-        let _ = stream.set_nodelay(true);
-    }
     bump(&state.status.sessions_total);
     bump(&state.status.sessions_open);
-    session::run(
-        Arc::clone(state),
-        session,
-        ip,
-        socket,
-        upstream,
-        state.shutdown.clone(),
-    )
-    .await;
+    let shutdown = state.shutdown.clone();
+    match upstream {
+        Upstream::Plain(upstream) => {
+            session::run(Arc::clone(&state), session, ip, socket, upstream, shutdown).await;
+        }
+        Upstream::Tls(upstream) => {
+            Box::pin(session::run(
+                Arc::clone(&state),
+                session,
+                ip,
+                socket,
+                *upstream,
+                shutdown,
+            ))
+            .await;
+        }
+    }
     drop_one(&state.status.sessions_open);
 }
 

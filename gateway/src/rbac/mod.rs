@@ -13,6 +13,7 @@ mod channel_bridge;
 mod control;
 mod frames;
 mod session;
+mod upstream;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -33,7 +34,7 @@ use crate::task::{self, AbortOnDrop};
 use control::Control;
 
 /// Socket read/write buffers: small, so an idle session costs little (ARCHITECTURE lessons).
-const IO_BUFFER_BYTES: usize = 4 << 10;
+const IO_BUFFER_BYTES: usize = 1 << 10;
 /// How long the control connection gets to come up at start before listeners open anyway
 /// (upgrades meanwhile get 503).
 const CONTROL_STARTUP_WAIT: Duration = Duration::from_secs(3);

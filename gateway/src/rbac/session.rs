@@ -72,8 +72,8 @@ struct Shared {
     discovery_pending: AtomicUsize,
     /// `P::` for a session with `function_registration_prefix` P (fixed for the session).
     prefix: Option<String>,
-    /// Middleware answers, written to the client by the session loop.
-    replies: mpsc::Sender<Message>,
+    /// Middleware answers, written to the client by the session loop (with middleware only).
+    replies: Option<mpsc::Sender<Message>>,
 }
 
 impl Shared {
@@ -167,7 +167,13 @@ pub(crate) async fn run<C, U>(
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (replies, mut replies_rx) = mpsc::channel(REPLY_QUEUE);
+    // Only a listener with middleware needs a way back for answers produced off the loop.
+    let (replies, mut replies_rx) = if listener.policy.config().middleware_function_id.is_some() {
+        let (tx, rx) = mpsc::channel(REPLY_QUEUE);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
     let limiter = InvocationLimiter::new(&listener.policy.config().limits);
     let prefix = session.prefix().map(|p| format!("{p}::"));
     let shared = Arc::new(Shared {
@@ -205,7 +211,7 @@ pub(crate) async fn run<C, U>(
                 }
                 tokio::select! {
                     () = super::stopped(&mut shutdown) => break End::Shutdown,
-                    Some(reply) = replies_rx.recv() => Event::Reply(reply),
+                    Some(reply) = recv(&mut replies_rx) => Event::Reply(reply),
                     message = client.next() => Event::Client(message),
                     message = upstream.next() => Event::Engine(message),
                 }
@@ -216,10 +222,19 @@ pub(crate) async fn run<C, U>(
                 out.client_message(reply);
                 Ok(())
             }
+            // Handlers are boxed per frame: their state exists only while a frame is being
+            // handled, so an idle session does not carry it.
             Event::Client(message) => {
-                on_client_message(&shared, message, max, &mut middleware, &mut out).await
+                Box::pin(on_client_message(
+                    &shared,
+                    message,
+                    max,
+                    &mut middleware,
+                    &mut out,
+                ))
+                .await
             }
-            Event::Engine(message) => on_engine_message(&shared, message, &mut out).await,
+            Event::Engine(message) => Box::pin(on_engine_message(&shared, message, &mut out)).await,
         };
         // Write what the frame produced, in order, before reading more.
         let mut failed = None;
@@ -263,10 +278,10 @@ pub(crate) async fn run<C, U>(
         reason: reason.into(),
     });
     // Both closes are bounded: a peer that stopped reading cannot hold the session open.
-    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+    let _ = Box::pin(tokio::time::timeout(CLOSE_WAIT, async {
         let _ = client.close(frame).await;
         let _ = upstream.close(None).await;
-    })
+    }))
     .await;
     tracing::debug!(session = %shared.id, ?end, "session closed");
 }
@@ -283,7 +298,7 @@ enum Event {
 fn ready_now<C, U>(
     client: &mut WebSocketStream<C>,
     upstream: &mut WebSocketStream<U>,
-    replies: &mut mpsc::Receiver<Message>,
+    replies: &mut Option<mpsc::Receiver<Message>>,
     client_first: &mut bool,
 ) -> Option<Event>
 where
@@ -298,7 +313,15 @@ where
     } else {
         from_engine().or_else(from_client)
     };
-    first.or_else(|| replies.try_recv().ok().map(Event::Reply))
+    first.or_else(|| replies.as_mut()?.try_recv().ok().map(Event::Reply))
+}
+
+/// The next middleware answer; never resolves without middleware.
+async fn recv(replies: &mut Option<mpsc::Receiver<Message>>) -> Option<Message> {
+    match replies {
+        Some(replies) => replies.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Flushes whichever side has unflushed writes.
@@ -439,11 +462,13 @@ async fn on_client_text(
             )
             .await;
         }
-        "registerfunction" => on_register_function(shared, text.as_str(), out).await,
-        "unregisterfunction" => on_unregister_function(shared, text.as_str(), out).await,
-        "registertriggertype" => on_register_trigger_type(shared, text.as_str(), out).await,
-        "registertrigger" => on_register_trigger(shared, text.as_str(), out).await,
-        "unregistertrigger" => on_unregister_trigger(shared, text, out).await,
+        "registerfunction" => Box::pin(on_register_function(shared, text.as_str(), out)).await,
+        "unregisterfunction" => Box::pin(on_unregister_function(shared, text.as_str(), out)).await,
+        "registertriggertype" => {
+            Box::pin(on_register_trigger_type(shared, text.as_str(), out)).await
+        }
+        "registertrigger" => Box::pin(on_register_trigger(shared, text.as_str(), out)).await,
+        "unregistertrigger" => Box::pin(on_unregister_trigger(shared, text, out)).await,
         _ => out.engine(Message::Text(text)),
     }
 }
@@ -640,7 +665,9 @@ async fn run_middleware(
         outcome,
         Some(&frame),
     ));
-    let _ = shared.replies.send(reply).await;
+    if let Some(replies) = &shared.replies {
+        let _ = replies.send(reply).await;
+    }
 }
 
 /// Calls a registration hook: `Ok(Some(map))` to go on with the mapped fields, `Ok(None)`
@@ -961,7 +988,10 @@ async fn on_engine_text(shared: &Shared, text: Utf8Bytes, out: &mut Outbox) {
         frame.insert("function_id".into(), stripped.into());
     }
     if let Some((function, request)) = discovery {
-        filter_discovery_result(shared, function, &request, &mut frame).await;
+        Box::pin(filter_discovery_result(
+            shared, function, &request, &mut frame,
+        ))
+        .await;
     }
     out.client(Value::Object(frame).to_string());
 }
