@@ -222,8 +222,18 @@ pub(crate) async fn run<C, U>(
                 out.client_message(reply);
                 Ok(())
             }
-            // Handlers are boxed per frame: their state exists only while a frame is being
-            // handled, so an idle session does not carry it.
+            // The common frames are handled in place; the rest go through handlers boxed per
+            // frame, whose state exists only while a frame is being handled (an idle session
+            // does not carry it).
+            Event::Client(Some(Ok(Message::Text(text))))
+                if text.len() <= max && client_fast(&shared, &text, &mut out) =>
+            {
+                Ok(())
+            }
+            Event::Engine(Some(Ok(Message::Text(text)))) if engine_fast(&shared) => {
+                out.client_message(Message::Text(text));
+                Ok(())
+            }
             Event::Client(message) => {
                 Box::pin(on_client_message(
                     &shared,
@@ -487,6 +497,151 @@ async fn on_invoke(
         .await;
 }
 
+/// The rate limit: `false` when the invoke was answered `RATE_LIMITED`.
+fn admit_invoke(
+    shared: &Shared,
+    text: &Utf8Bytes,
+    function_id: &str,
+    invocation_id: Option<&str>,
+    out: &mut Outbox,
+) -> bool {
+    let Some(limiter) = &shared.limiter else {
+        return true;
+    };
+    if limiter.try_acquire() {
+        return true;
+    }
+    bump(&shared.listener.status.rate_limited);
+    tracing::info!(target: "audit", listener = %shared.listener.key, session = %shared.id, ip = %shared.ip, kind = "invoke", subject = function_id, code = "RATE_LIMITED", "{RATE_LIMITED_MESSAGE}");
+    let trace = frames::parse_object(text.as_str());
+    out.client(frames::invocation_error(
+        invocation_id,
+        function_id,
+        "RATE_LIMITED",
+        RATE_LIMITED_MESSAGE,
+        trace.as_ref(),
+    ));
+    false
+}
+
+/// The access decision for a resolved target: `false` when the invoke was answered with
+/// iii's deny frame.
+fn allow_invoke(
+    shared: &Shared,
+    text: &Utf8Bytes,
+    function_id: &str,
+    invocation_id: Option<&str>,
+    target: &str,
+    metadata: Option<&Value>,
+    out: &mut Outbox,
+) -> bool {
+    let decision = {
+        let session = shared.session();
+        shared
+            .listener
+            .policy
+            .decide_invoke(&session, target, metadata)
+    };
+    if let Err(denial) = shared.allowed("invoke", &decision) {
+        let trace = frames::parse_object(text.as_str());
+        out.client(frames::invocation_error(
+            invocation_id,
+            function_id,
+            denial.code().as_str(),
+            &denial.message(),
+            trace.as_ref(),
+        ));
+        return false;
+    }
+    bump(&shared.listener.status.allowed);
+    true
+}
+
+/// `engine::register_trigger` / `engine::unregister_trigger`: gated like the frames.
+fn is_trigger_call(function_id: &str) -> bool {
+    matches!(
+        function_id,
+        "engine::register_trigger" | "engine::unregister_trigger"
+    )
+}
+
+/// The common invoke, handled without awaiting anything: an id the session may call as
+/// sent, no metadata needed, no middleware, discovery or trigger call. `false` leaves the
+/// frame (untouched, no rate token taken) to the full path.
+fn invoke_fast(
+    shared: &Shared,
+    text: &Utf8Bytes,
+    function_id: &str,
+    invocation_id: Option<&str>,
+    out: &mut Outbox,
+) -> bool {
+    let policy = &shared.listener.policy;
+    let (as_sent, owned) = {
+        let session = shared.session();
+        let target = policy.resolve_target(&session, function_id);
+        let owned = session.owns_function(&target);
+        (target == function_id, owned)
+    };
+    let simple = as_sent
+        && (owned || !policy.needs_metadata())
+        && policy.middleware_for(function_id).is_none()
+        && DiscoveryFunction::from_id(function_id).is_none()
+        && !is_trigger_call(function_id);
+    if !simple {
+        return false;
+    }
+    if admit_invoke(shared, text, function_id, invocation_id, out)
+        && allow_invoke(
+            shared,
+            text,
+            function_id,
+            invocation_id,
+            function_id,
+            None,
+            out,
+        )
+    {
+        out.engine(Message::Text(text.clone()));
+    }
+    true
+}
+
+/// A client frame handled without awaiting anything; `false` sends it down the full
+/// (boxed) path.
+fn client_fast(shared: &Shared, text: &Utf8Bytes, out: &mut Outbox) -> bool {
+    let Some(head) = Head::parse(text.as_str()) else {
+        // Not a frame we understand: passed through unchanged.
+        out.engine(Message::Text(text.clone()));
+        return true;
+    };
+    match head.kind.as_ref() {
+        "invokefunction" => {
+            let function_id = head.function_id.as_deref().unwrap_or_default();
+            invoke_fast(
+                shared,
+                text,
+                function_id,
+                head.invocation_id.as_deref(),
+                out,
+            )
+        }
+        "registerfunction"
+        | "unregisterfunction"
+        | "registertriggertype"
+        | "registertrigger"
+        | "unregistertrigger" => false,
+        _ => {
+            out.engine(Message::Text(text.clone()));
+            true
+        }
+    }
+}
+
+/// Whether engine frames pass as they are: no prefix to strip, no discovery call in flight.
+fn engine_fast(shared: &Shared) -> bool {
+    shared.prefix.is_none() && shared.discovery_pending.load(Ordering::Relaxed) == 0
+}
+
 async fn gate_invoke(
     shared: &Arc<Shared>,
     text: Utf8Bytes,
@@ -495,21 +650,8 @@ async fn gate_invoke(
     middleware: &mut JoinSet<()>,
     out: &mut Outbox,
 ) {
-    let status = &shared.listener.status;
     let policy = &shared.listener.policy;
-    if let Some(limiter) = &shared.limiter
-        && !limiter.try_acquire()
-    {
-        bump(&status.rate_limited);
-        tracing::info!(target: "audit", listener = %shared.listener.key, session = %shared.id, ip = %shared.ip, kind = "invoke", subject = function_id, code = "RATE_LIMITED", "{RATE_LIMITED_MESSAGE}");
-        let trace = frames::parse_object(text.as_str());
-        out.client(frames::invocation_error(
-            invocation_id,
-            function_id,
-            "RATE_LIMITED",
-            RATE_LIMITED_MESSAGE,
-            trace.as_ref(),
-        ));
+    if !admit_invoke(shared, &text, function_id, invocation_id, out) {
         return;
     }
     let (target, owned) = {
@@ -523,31 +665,21 @@ async fn gate_invoke(
     } else {
         None
     };
-    let decision = {
-        let session = shared.session();
-        let metadata = metadata_catalog.as_ref().and_then(|c| c.metadata(&target));
-        policy
-            .decide_invoke(&session, &target, metadata)
-            .into_owned()
-    };
-    if let Err(denial) = shared.allowed("invoke", &decision) {
-        let trace = frames::parse_object(text.as_str());
-        out.client(frames::invocation_error(
-            invocation_id,
-            function_id,
-            denial.code().as_str(),
-            &denial.message(),
-            trace.as_ref(),
-        ));
+    let metadata = metadata_catalog.as_ref().and_then(|c| c.metadata(&target));
+    if !allow_invoke(
+        shared,
+        &text,
+        function_id,
+        invocation_id,
+        &target,
+        metadata,
+        out,
+    ) {
         return;
     }
-    bump(&status.allowed);
 
     let discovery = DiscoveryFunction::from_id(&target);
-    let is_trigger_call = matches!(
-        target.as_ref(),
-        "engine::register_trigger" | "engine::unregister_trigger"
-    );
+    let is_trigger_call = is_trigger_call(&target);
     let middleware_id = policy.middleware_for(&target).map(str::to_owned);
     if target == function_id && discovery.is_none() && !is_trigger_call && middleware_id.is_none() {
         // The hot path: forwarded exactly as received.
