@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -90,22 +90,43 @@ impl Shared {
 
     /// One structured audit line per denial (never payloads or credentials).
     fn audit(&self, kind: &str, denial: &Denial<'_>, shadow: bool) {
-        if shadow {
-            bump(&self.listener.status.shadow_denied);
+        let counter = if shadow {
+            &self.listener.status.shadow_denied
         } else {
-            bump(&self.listener.status.denied);
-        }
+            &self.listener.status.denied
+        };
+        self.refused(
+            kind,
+            denial.subject(),
+            denial.code().as_str(),
+            &denial.message(),
+            shadow,
+            counter,
+        );
+    }
+
+    /// The audit line and counter of any refusal: `kind` of frame, what it was about, the iii
+    /// code, and why.
+    fn refused(
+        &self,
+        kind: &str,
+        subject: &str,
+        code: &str,
+        why: &str,
+        shadow: bool,
+        counter: &AtomicU64,
+    ) {
+        bump(counter);
         tracing::info!(
             target: "audit",
             listener = %self.listener.key,
             session = %self.id,
             ip = %self.ip,
             kind,
-            subject = denial.subject(),
-            code = denial.code().as_str(),
+            subject,
+            code,
             shadow,
-            "{}",
-            denial.message()
+            "{why}"
         );
     }
 
@@ -422,20 +443,25 @@ fn is_telemetry(bytes: &[u8]) -> bool {
 /// A message above `max_message_bytes`: an invoke is answered `payload_too_large` and the
 /// session continues (`true`); anything else closes the session with 1009 (`false`).
 fn too_big(shared: &Shared, text: &str, out: &mut Outbox) -> bool {
-    bump(&shared.listener.status.oversized);
-    let Some(head) = Head::parse(text) else {
+    let status = &shared.listener.status;
+    let Some(head) = Head::parse(text).filter(|head| head.kind == "invokefunction") else {
+        bump(&status.oversized);
         return false;
     };
-    if head.kind != "invokefunction" {
-        return false;
-    }
     let function_id = head.function_id.as_deref().unwrap_or_default();
     let message = format!(
         "message of {} bytes exceeds limits.max_message_bytes ({})",
         text.len(),
         shared.listener.max_message_bytes()
     );
-    tracing::info!(target: "audit", listener = %shared.listener.key, session = %shared.id, ip = %shared.ip, kind = "invoke", subject = function_id, code = "payload_too_large", "{message}");
+    shared.refused(
+        "invoke",
+        function_id,
+        "payload_too_large",
+        &message,
+        false,
+        &status.oversized,
+    );
     out.client(frames::invocation_error(
         head.invocation_id.as_deref(),
         function_id,
@@ -511,8 +537,15 @@ fn admit_invoke(
     if limiter.try_acquire() {
         return true;
     }
-    bump(&shared.listener.status.rate_limited);
-    tracing::info!(target: "audit", listener = %shared.listener.key, session = %shared.id, ip = %shared.ip, kind = "invoke", subject = function_id, code = "RATE_LIMITED", "{RATE_LIMITED_MESSAGE}");
+    let status = &shared.listener.status;
+    shared.refused(
+        "invoke",
+        function_id,
+        "RATE_LIMITED",
+        RATE_LIMITED_MESSAGE,
+        false,
+        &status.rate_limited,
+    );
     let trace = frames::parse_object(text.as_str());
     out.client(frames::invocation_error(
         invocation_id,
@@ -827,8 +860,15 @@ async fn call_hook(
 }
 
 fn hook_denial(shared: &Shared, kind: &str, subject: &str, why: &str) {
-    tracing::info!(target: "audit", listener = %shared.listener.key, session = %shared.id, ip = %shared.ip, kind, subject, code = "REGISTRATION_DENIED", reason = why, "denied by hook");
-    bump(&shared.listener.status.denied);
+    let why = format!("denied by hook: {why}");
+    shared.refused(
+        kind,
+        subject,
+        "REGISTRATION_DENIED",
+        &why,
+        false,
+        &shared.listener.status.denied,
+    );
 }
 
 fn rbac_hook(
@@ -886,8 +926,15 @@ async fn on_register_function(shared: &Shared, text: &str, out: &mut Outbox) {
     }
     let stored = shared.session().stored_id(&id).into_owned();
     if !shared.session().owns_function(&stored) && taken_by_another(shared, &stored).await {
-        tracing::info!(target: "audit", listener = %shared.listener.key, session = %shared.id, ip = %shared.ip, kind = "register_function", subject = %stored, code = "REGISTRATION_DENIED", "function id already served by another worker");
-        bump(&shared.listener.status.denied);
+        let why = "function id already served by another worker";
+        shared.refused(
+            "register_function",
+            &stored,
+            "REGISTRATION_DENIED",
+            why,
+            false,
+            &shared.listener.status.denied,
+        );
         return;
     }
     if is_ownable_function(&stored) {
@@ -924,8 +971,15 @@ async fn on_unregister_function(shared: &Shared, text: &str, out: &mut Outbox) {
         .stored_id(str_field(&frame, "id"))
         .into_owned();
     if !shared.session().owns_function(&stored) {
-        tracing::info!(target: "audit", listener = %shared.listener.key, session = %shared.id, ip = %shared.ip, kind = "unregister_function", subject = %stored, code = "REGISTRATION_DENIED", "not registered by this session");
-        bump(&shared.listener.status.denied);
+        let why = "not registered by this session";
+        shared.refused(
+            "unregister_function",
+            &stored,
+            "REGISTRATION_DENIED",
+            why,
+            false,
+            &shared.listener.status.denied,
+        );
         return;
     }
     shared.session().forget_function(&stored);
