@@ -89,9 +89,19 @@ pub struct RunningEdge {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
     thread: std::thread::JoinHandle<()>,
+    accepting: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl RunningEdge {
+    /// Waits (at most `limit`) until pingora runs the accept loop, so the ready file is only
+    /// written once the edge serves. `false` when it did not start in time.
+    pub async fn accepting(&mut self, limit: Duration) -> bool {
+        match self.accepting.take() {
+            Some(rx) => matches!(tokio::time::timeout(limit, rx).await, Ok(Ok(()))),
+            None => true,
+        }
+    }
+
     /// The bound address.
     #[must_use]
     pub const fn addr(&self) -> SocketAddr {
@@ -196,6 +206,7 @@ pub fn start(
         read_timeout: Duration::from_millis(section.limits.read_timeout_ms),
     };
     let (stop, stop_rx) = watch::channel(false);
+    let (accepting, accepting_rx) = tokio::sync::oneshot::channel();
     let thread = std::thread::Builder::new()
         .name("edge".to_owned())
         .spawn(move || {
@@ -207,6 +218,7 @@ pub fn start(
                 acceptor,
                 app,
                 threads,
+                accepting: Some(accepting),
             });
             server.run(RunArgs {
                 shutdown_signal: Box::new(OurShutdown(stop_rx)),
@@ -214,5 +226,10 @@ pub fn start(
             tracing::debug!("edge: pingora stopped");
         })
         .map_err(EdgeError::Thread)?;
-    Ok(Some(RunningEdge { addr, stop, thread }))
+    Ok(Some(RunningEdge {
+        addr,
+        stop,
+        thread,
+        accepting: Some(accepting_rx),
+    }))
 }

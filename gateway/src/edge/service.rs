@@ -31,6 +31,8 @@ pub(crate) struct EdgeService {
     pub(crate) acceptor: Option<Arc<Acceptor>>,
     pub(crate) app: Arc<HttpProxy<EdgeProxy>>,
     pub(crate) threads: usize,
+    /// Told once the accept loop runs.
+    pub(crate) accepting: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 #[async_trait]
@@ -51,6 +53,9 @@ impl Service for EdgeService {
                 return;
             }
         };
+        if let Some(accepting) = self.accepting.take() {
+            let _ = accepting.send(());
+        }
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,

@@ -17,6 +17,9 @@ use crate::status::Status;
 use crate::task::{self, AbortOnDrop};
 use crate::tls::{Alpn, TlsError, TlsStore, watch_files};
 
+/// How long the ready file waits for pingora to run the edge's accept loop.
+const EDGE_START_WAIT: Duration = Duration::from_secs(10);
+
 /// RBAC sessions get this long after SIGTERM before they are closed with 1001.
 pub(crate) const RBAC_GRACE: Duration = Duration::from_secs(5);
 
@@ -94,8 +97,11 @@ impl Gateway {
             }
             None => None,
         };
-        let edge = edge::start(config, tls.as_deref(), &|key| rbac.handoff(key))?;
-        if let Some(edge) = &edge {
+        let mut edge = edge::start(config, tls.as_deref(), &|key| rbac.handoff(key))?;
+        if let Some(edge) = &mut edge {
+            if !edge.accepting(EDGE_START_WAIT).await {
+                tracing::warn!("the edge did not start accepting within {EDGE_START_WAIT:?}");
+            }
             addrs.push(("edge".to_owned(), edge.addr()));
         }
         if let Some(admin) = &admin {
