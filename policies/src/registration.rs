@@ -12,6 +12,7 @@
 use serde_json::Value;
 
 use crate::decision::{Decision, Denial, DenyReason, Grant};
+use crate::engine_ids::is_ownable_function;
 use crate::function_catalog::FunctionCatalog;
 use crate::listener_policy::ListenerPolicy;
 use crate::session::Session;
@@ -81,6 +82,13 @@ impl ListenerPolicy {
         target: &'a str,
         metadata: Option<&Value>,
     ) -> Decision<'a> {
+        // Engine-owned ids (built-ins, discovery, the carve-out) are never trigger targets: a
+        // firing calls them with the engine's rights, outside any session, so a discovery
+        // function bound to an http route would answer unfiltered.
+        if !is_ownable_function(target) {
+            return Decision::Deny(Denial::new(DenyReason::TargetNotExposed, target))
+                .shadowed(self.is_shadow());
+        }
         let decision = match self.access(session, target, metadata) {
             Decision::Deny(denial) => {
                 let reason = match denial.reason() {
@@ -274,6 +282,30 @@ mod tests {
             "function 'api::nope' not allowed (remove from rbac.forbidden_functions)"
         );
         assert_eq!(denial.reason(), DenyReason::TargetForbidden);
+    }
+
+    #[test]
+    fn engine_owned_ids_are_never_trigger_targets_even_when_exposed() {
+        let p = policy("rbac: { expose_functions: ['match(\"*\")'] }");
+        let s = p.permissive_session();
+        for target in [
+            "engine::functions::list",
+            "engine::workers::list",
+            "engine::log::info",
+        ] {
+            let decision = p.decide_register_trigger(&s, "http", target, None);
+            assert_eq!(
+                decision
+                    .enforced_denial()
+                    .map(crate::decision::Denial::reason),
+                Some(DenyReason::TargetNotExposed),
+                "{target}"
+            );
+        }
+        assert!(matches!(
+            p.decide_register_trigger(&s, "http", "api::x", None),
+            Decision::Allow(_)
+        ));
     }
 
     #[test]
