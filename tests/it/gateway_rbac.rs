@@ -655,3 +655,134 @@ async fn the_edge_hands_rbac_requests_to_the_listener_with_the_client_address() 
         "{reply}"
     );
 }
+
+#[tokio::test]
+async fn registrations_cannot_take_over_what_another_worker_serves() {
+    let (engine, mut trusted) = backend().await;
+    trusted
+        .ok("register_trigger_type", json!({"trigger_type": "webhook"}))
+        .await;
+    trusted
+        .ok(
+            "register_trigger",
+            json!({"key": "t", "type": "webhook", "function_id": "api::echo", "config": {}}),
+        )
+        .await;
+    let mut admin = RawWorker::connect(&engine).await;
+    let bindings = admin
+        .call_ok("engine::registered-triggers::list", json!({}))
+        .await;
+    let victim = bindings["registered_triggers"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["function_id"] == "api::echo"))
+        .map(|r| r["id"].clone())
+        .unwrap_or_else(|| panic!("the trusted binding is listed: {bindings}"));
+    // An open listener: every registration is permitted by the session's flags.
+    trusted
+        .ok(
+            "register",
+            json!({"functions": [{"id": "test::on-trig", "kind": "hook", "value": {}}]}),
+        )
+        .await;
+    let config = "listeners:\n  - { name: open, port: 0, rbac: { expose_functions: ['match(\"*\")'], on_trigger_registration_function_id: test::on-trig } }\n";
+    let gateway = Gateway::start(&engine, config).await;
+    let mut attacker =
+        RawWorker::connect_url(&format!("{}/", gateway.ws_url("listener:open"))).await;
+
+    // A function another worker serves, and the gateway's own hook: both refused.
+    attacker.register_function("secret::run").await;
+    attacker.register_function("test::on-trig").await;
+    attacker.sync().await;
+    let mut caller = RawWorker::connect(&engine).await;
+    let answer = caller
+        .call_ok("secret::run", json!({"still": "trusted"}))
+        .await;
+    assert_eq!(answer["still"], "trusted", "{answer}");
+    // A trigger type another worker provides.
+    attacker
+        .send(json!({"type": "registertriggertype", "id": "webhook", "description": "x"}))
+        .await;
+    let refused = attacker
+        .recv_matching("type refusal", |v| v["type"] == "triggerregistrationresult")
+        .await;
+    assert_eq!(
+        refused["error"]["message"], "trigger type already provided by another worker",
+        "{refused}"
+    );
+    // A trigger id another connection registered.
+    attacker
+        .send(
+            json!({"type": "registertrigger", "id": victim, "trigger_type": "webhook",
+                     "function_id": "api::echo", "config": {}}),
+        )
+        .await;
+    let refused = attacker
+        .recv_matching("trigger refusal", |v| {
+            v["type"] == "triggerregistrationresult"
+        })
+        .await;
+    assert_eq!(
+        refused["error"]["message"], "trigger id already in use by another worker",
+        "{refused}"
+    );
+    let output = gateway.output();
+    assert!(
+        output.contains("function id already served by another worker"),
+        "{output}"
+    );
+    assert!(
+        output.contains("reserved for the gateway's auth, middleware or hooks"),
+        "{output}"
+    );
+}
+
+#[tokio::test]
+async fn discovery_is_filtered_whatever_the_invocation_id_looks_like() {
+    let (engine, _trusted) = backend().await;
+    let gateway = Gateway::start(&engine, LISTENER).await;
+    let mut user = client(&gateway, "user").await;
+    let id = "6F9619FF-8B86-D011-B42D-00C04FC964FF";
+    user.send(json!({"type": "invokefunction", "invocation_id": id,
+                     "function_id": "engine::functions::list", "data": {"include_internal": true}}))
+        .await;
+    let reply = user
+        .recv_matching("the list", |v| v["type"] == "invocationresult")
+        .await;
+    assert_eq!(
+        reply["invocation_id"], id,
+        "the client's id comes back: {reply}"
+    );
+    let listed = reply["result"]["functions"].to_string();
+    assert!(
+        listed.contains("api::echo") && !listed.contains("secret::run"),
+        "{listed}"
+    );
+}
+
+#[tokio::test]
+async fn invokes_in_other_namespaces_and_unreadable_frames_never_reach_the_engine() {
+    let (engine, _trusted) = backend().await;
+    let gateway = Gateway::start(&engine, LISTENER).await;
+    let mut user = client(&gateway, "user").await;
+    user.send(
+        json!({"type": "invokefunction", "invocation_id": "0d39210b-e8f5-4cb7-8367-9eed202b3d64",
+                     "function_id": "api::echo", "namespace": "internal", "data": {}}),
+    )
+    .await;
+    let denied = user
+        .recv_matching("namespace denial", |v| v["type"] == "invocationresult")
+        .await;
+    assert_eq!(denied["error"]["code"], "FORBIDDEN", "{denied}");
+    // A frame whose function_id is given twice is dropped, not forwarded.
+    user.send_text(r#"{"type":"invokefunction","invocation_id":"6a6a47a0-f2bc-469e-83f4-b57996fc23e6","function_id":"api::echo","function_id":"secret::run","data":{}}"#)
+        .await;
+    assert!(
+        next_within(&mut user.ws, Duration::from_millis(500))
+            .await
+            .is_none()
+    );
+    assert_eq!(
+        user.call_ok("api::echo", json!({"after": 1})).await["after"],
+        1
+    );
+}

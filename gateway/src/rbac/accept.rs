@@ -41,6 +41,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_HEAD_BYTES: usize = 32 << 10;
 /// `Retry-After` for 503 answers, in seconds.
 const RETRY_AFTER_SECS: &str = "2";
+/// Dialling the engine for a session.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a refused client gets to read the AUTH_ERROR frame and the close.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
@@ -335,9 +337,16 @@ async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let upstream = match Box::pin(super::upstream::dial(&state)).await {
-        Ok(upstream) => upstream,
-        Err(error) => {
+    let dial = tokio::time::timeout(DIAL_TIMEOUT, Box::pin(super::upstream::dial(&state)));
+    let upstream = match dial.await {
+        Ok(Ok(upstream)) => upstream,
+        Ok(Err(error)) => {
+            tracing::warn!(listener = %state.key, %error, "engine WS dial failed");
+            Box::pin(close(socket, CloseCode::Error, "engine WS dial failed")).await;
+            return;
+        }
+        Err(_) => {
+            let error = "timed out";
             tracing::warn!(listener = %state.key, %error, "engine WS dial failed");
             Box::pin(close(socket, CloseCode::Error, "engine WS dial failed")).await;
             return;

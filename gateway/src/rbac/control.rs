@@ -155,17 +155,42 @@ impl Control {
             "function_id": function_id,
             "data": data,
         });
-        if sender.send(Message::text(frame.to_string())).await.is_err() {
-            return Err(CallError::Unavailable);
-        }
-        let reply = match timeout {
-            Some(limit) => match tokio::time::timeout(limit, rx).await {
-                Ok(reply) => reply,
-                Err(_) => return Err(CallError::Timeout),
-            },
-            None => rx.await,
+        // The deadline covers the send too: a full control queue must not hold a caller
+        // past its timeout.
+        let call = async {
+            if sender.send(Message::text(frame.to_string())).await.is_err() {
+                return Err(CallError::Unavailable);
+            }
+            rx.await.unwrap_or(Err(CallError::Unavailable))
         };
-        reply.unwrap_or(Err(CallError::Unavailable))
+        match timeout {
+            Some(limit) => tokio::time::timeout(limit, call)
+                .await
+                .unwrap_or(Err(CallError::Timeout)),
+            None => call.await,
+        }
+    }
+
+    /// The engine's function catalog no older than `max_age`, or the error that kept it
+    /// from being fetched: for checks that must fail closed.
+    pub(crate) async fn fresh_catalog(
+        &self,
+        max_age: Duration,
+    ) -> Result<Arc<FunctionCatalog>, CallError> {
+        {
+            let cache = self.inner.catalog.lock().await;
+            if cache.fetched.is_some_and(|at| at.elapsed() <= max_age) {
+                return Ok(Arc::clone(&cache.catalog));
+            }
+        }
+        let result = self
+            .invoke(
+                "engine::functions::list",
+                json!({ "include_internal": true }),
+                Some(CATALOG_TIMEOUT),
+            )
+            .await?;
+        Ok(Arc::new(FunctionCatalog::from_functions_list(&result)))
     }
 
     /// The engine's function catalog, at most `max_age` old; with `bindings`, also the

@@ -19,6 +19,9 @@ pub(crate) struct Head<'a> {
     /// `invocation_id`; `null` reads as absent.
     #[serde(borrow, default)]
     pub invocation_id: Option<Cow<'a, str>>,
+    /// `namespace` (iii HEAD); only `default` exists behind the gateway.
+    #[serde(borrow, default)]
+    pub namespace: Option<Cow<'a, str>>,
 }
 
 impl<'a> Head<'a> {

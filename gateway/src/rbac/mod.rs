@@ -111,9 +111,18 @@ pub(crate) struct ListenerState {
     pub(crate) open: Arc<AtomicUsize>,
     /// Connection caps and the per-address upgrade rate.
     pub(crate) limits: ConnectionLimits,
+    /// Function ids the gateway calls with trust (every listener's auth function, middleware
+    /// and hooks): no session may register them.
+    pub(crate) reserved: Arc<std::collections::HashSet<String>>,
 }
 
 impl ListenerState {
+    /// Whether a session may not register `stored_id`: one of the ids the gateway calls with
+    /// trust, or the gateway's own.
+    pub(crate) fn reserved_function(&self, stored_id: &str) -> bool {
+        self.reserved.contains(stored_id) || stored_id.starts_with("iii-gateway::")
+    }
+
     /// `limits.max_message_bytes`.
     pub(crate) fn max_message_bytes(&self) -> usize {
         usize::try_from(self.policy.config().limits.max_message_bytes).unwrap_or(usize::MAX)
@@ -166,6 +175,24 @@ pub async fn start(
     running._control = Some(control_task);
     let secret: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
     let engine_base = config.engine.url.trim_end_matches('/').to_owned();
+    let reserved: Arc<std::collections::HashSet<String>> = Arc::new(
+        config
+            .listeners
+            .iter()
+            .flat_map(|l| {
+                let c = l.config();
+                let rbac = c.rbac.as_ref();
+                [
+                    c.middleware_function_id.clone(),
+                    rbac.and_then(|r| r.auth_function_id.clone()),
+                    rbac.and_then(|r| r.on_function_registration_function_id.clone()),
+                    rbac.and_then(|r| r.on_trigger_registration_function_id.clone()),
+                    rbac.and_then(|r| r.on_trigger_type_registration_function_id.clone()),
+                ]
+            })
+            .flatten()
+            .collect(),
+    );
     let mut bound = Vec::new();
     for listener in &config.listeners {
         let c = listener.config();
@@ -219,6 +246,7 @@ pub async fn start(
             shutdown: shutdown_rx.clone(),
             open: Arc::clone(&open),
             limits: ConnectionLimits::new(&c.limits),
+            reserved: Arc::clone(&reserved),
         });
         bound.push((state, public, acceptor, handoff));
     }

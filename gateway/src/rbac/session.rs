@@ -45,6 +45,8 @@ mod registration;
 
 /// Middleware answers queued for the client before middleware tasks wait.
 const REPLY_QUEUE: usize = 64;
+/// A session whose client sent nothing for this long is closed (the SDKs ping every 20 s).
+const CLIENT_IDLE: Duration = Duration::from_secs(90);
 /// How long the closing handshake may take on each side.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// How old the catalog may be for access decisions that need metadata.
@@ -59,6 +61,8 @@ enum End {
     Upstream,
     /// The gateway is shutting down: 1001.
     Shutdown,
+    /// Nothing from the client for [`CLIENT_IDLE`]: 1001.
+    Idle,
     /// A message above the hard size ceiling: 1009.
     TooBig,
 }
@@ -70,11 +74,14 @@ struct Shared {
     ip: IpAddr,
     id: String,
     limiter: Option<InvocationLimiter>,
-    /// Discovery calls in flight: invocation id → (function, request payload).
-    discovery: Mutex<HashMap<String, (DiscoveryFunction, Value)>>,
+    /// Discovery calls in flight: the gateway's invocation id → (function, request payload,
+    /// the client's invocation id).
+    discovery: Mutex<HashMap<String, (DiscoveryFunction, Value, String)>>,
     /// How many discovery calls are in flight: while none are and the session has no prefix,
     /// engine frames are forwarded without being parsed.
     discovery_pending: AtomicUsize,
+    /// Trigger types this session provides (it may re-register them).
+    own_trigger_types: Mutex<std::collections::HashSet<String>>,
     /// `P::` for a session with `function_registration_prefix` P (fixed for the session).
     prefix: Option<String>,
     /// Middleware answers, written to the client by the session loop (with middleware only).
@@ -84,6 +91,22 @@ struct Shared {
 impl Shared {
     fn session(&self) -> std::sync::MutexGuard<'_, Session> {
         self.session.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether this session registered trigger type `id`.
+    fn owns_trigger_type(&self, id: &str) -> bool {
+        self.own_trigger_types
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(id)
+    }
+
+    /// Records a trigger type this session provides.
+    fn record_trigger_type(&self, id: &str) {
+        self.own_trigger_types
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.to_owned());
     }
 
     async fn catalog(&self, bindings: bool) -> Arc<FunctionCatalog> {
@@ -211,6 +234,7 @@ pub(crate) async fn run<C, U>(
         limiter,
         discovery: Mutex::new(HashMap::new()),
         discovery_pending: AtomicUsize::new(0),
+        own_trigger_types: Mutex::new(std::collections::HashSet::new()),
         replies,
     });
     tracing::debug!(session = %shared.id, "session open");
@@ -220,6 +244,10 @@ pub(crate) async fn run<C, U>(
 
     let mut dirty = (false, false);
     let mut client_first = false;
+    // A client that sends nothing (not even the SDKs' pings, every 20 s) for this long is
+    // gone; its session is closed so its functions are released.
+    let idle = tokio::time::sleep(CLIENT_IDLE);
+    tokio::pin!(idle);
     let end = loop {
         // Frames already buffered are handled without flushing in between: under load many
         // frames share one write. Only when nothing is ready are the writes flushed and the
@@ -237,12 +265,17 @@ pub(crate) async fn run<C, U>(
                 }
                 tokio::select! {
                     () = super::stopped(&mut shutdown) => break End::Shutdown,
+                    () = &mut idle => break End::Idle,
                     Some(reply) = recv(&mut replies_rx) => Event::Reply(reply),
                     message = client.next() => Event::Client(message),
                     message = upstream.next() => Event::Engine(message),
                 }
             }
         };
+        if matches!(event, Event::Client(_)) {
+            idle.as_mut()
+                .reset(tokio::time::Instant::now() + CLIENT_IDLE);
+        }
         let step = match event {
             Event::Reply(reply) => {
                 out.client_message(reply);
@@ -307,6 +340,7 @@ pub(crate) async fn run<C, U>(
         End::Client => None,
         End::Upstream => Some((CloseCode::Error, "engine connection lost")),
         End::Shutdown => Some((CloseCode::Away, "gateway shutting down")),
+        End::Idle => Some((CloseCode::Away, "idle timeout")),
         End::TooBig => Some((CloseCode::Size, "message too big")),
     };
     let frame = close.map(|(code, reason)| CloseFrame {
@@ -484,10 +518,12 @@ async fn on_client_text(
     out: &mut Outbox,
 ) {
     let Some(head) = Head::parse(text.as_str()) else {
-        // Not a frame we understand: passed through unchanged.
-        out.engine(Message::Text(text));
+        unreadable(shared);
         return;
     };
+    if foreign_namespace(shared, &head, &text, out) {
+        return;
+    }
     match head.kind.as_ref() {
         "invokefunction" => {
             // `text` is reference-counted: the clone is forwarded, the head borrows this one.
@@ -514,14 +550,63 @@ async fn on_client_text(
     }
 }
 
+/// An invoke naming a namespace other than `default`: the rules here apply in `default`
+/// only (settled decision 1), so it is denied as not exposed there, never forwarded to an
+/// engine that would run it elsewhere. `true` when the frame was answered.
+fn foreign_namespace(shared: &Shared, head: &Head<'_>, text: &Utf8Bytes, out: &mut Outbox) -> bool {
+    let Some(namespace) = head.namespace.as_deref() else {
+        return false;
+    };
+    if head.kind != "invokefunction" || namespace == policies::DEFAULT_NAMESPACE {
+        return false;
+    }
+    let function_id = head.function_id.as_deref().unwrap_or_default();
+    let why = format!("function '{function_id}' not allowed in namespace '{namespace}'");
+    shared.refused(
+        "invoke",
+        function_id,
+        "FORBIDDEN",
+        &why,
+        false,
+        &shared.listener.status.denied,
+    );
+    let trace = frames::parse_object(text.as_str());
+    out.client(frames::invocation_error(
+        head.invocation_id.as_deref(),
+        function_id,
+        "FORBIDDEN",
+        &why,
+        trace.as_ref(),
+    ));
+    true
+}
+
+/// A frame whose routing fields cannot be read (not a JSON object with a string `type`, a
+/// field of the wrong type, a key given twice) is dropped: forwarding it ungated could let
+/// a reader that parses differently act on a value the gate never saw. Frames of a type we
+/// do not know, with readable fields, still pass through.
+fn unreadable(shared: &Shared) {
+    let status = &shared.listener.status;
+    shared.refused(
+        "frame",
+        "",
+        "INVALID_FRAME",
+        "unreadable frame dropped",
+        false,
+        &status.denied,
+    );
+}
+
 /// A client frame handled without awaiting anything; `false` sends it down the full
 /// (boxed) path.
 fn client_fast(shared: &Shared, text: &Utf8Bytes, out: &mut Outbox) -> bool {
     let Some(head) = Head::parse(text.as_str()) else {
-        // Not a frame we understand: passed through unchanged.
-        out.engine(Message::Text(text.clone()));
+        unreadable(shared);
         return true;
     };
+    if foreign_namespace(shared, &head, text, out) {
+        return true;
+    }
     match head.kind.as_ref() {
         "invokefunction" => {
             let function_id = head.function_id.as_deref().unwrap_or_default();

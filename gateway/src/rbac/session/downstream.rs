@@ -61,7 +61,8 @@ pub(super) async fn on_engine_text(shared: &Shared, text: Utf8Bytes, out: &mut O
             .to_owned();
         frame.insert("function_id".into(), stripped.into());
     }
-    if let Some((function, request)) = discovery {
+    if let Some((function, request, client_id)) = discovery {
+        frame.insert("invocation_id".into(), client_id.into());
         Box::pin(filter_discovery_result(
             shared, function, &request, &mut frame,
         ))

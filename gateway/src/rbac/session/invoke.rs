@@ -19,6 +19,11 @@ use crate::rbac::control::CallError;
 use crate::rbac::frames::{self, str_field};
 use crate::status::bump;
 
+/// Middleware calls one session may have in flight before its frames wait.
+const MAX_MIDDLEWARE_IN_FLIGHT: usize = 256;
+/// Discovery calls one session may have in flight (their requests are kept until answered).
+const MAX_DISCOVERY_IN_FLIGHT: usize = 256;
+
 pub(super) async fn on_invoke(
     shared: &Arc<Shared>,
     text: Utf8Bytes,
@@ -228,10 +233,14 @@ async fn gate_invoke(
     if let Some(middleware_id) = middleware_id {
         let shared = Arc::clone(shared);
         let target = target.into_owned();
+        // Reap finished middleware tasks so the set stays small; at the cap, wait for one to
+        // finish (the client is not read meanwhile: back-pressure, not unbounded memory).
+        while middleware.try_join_next().is_some() {}
+        while middleware.len() >= MAX_MIDDLEWARE_IN_FLIGHT {
+            let _ = middleware.join_next().await;
+        }
         middleware
             .spawn(async move { run_middleware(&shared, &middleware_id, frame, &target).await });
-        // Reap finished middleware tasks so the set stays small.
-        while middleware.try_join_next().is_some() {}
         return;
     }
     if let Some(function) = discovery
@@ -256,12 +265,39 @@ async fn gate_invoke(
             ));
             return;
         }
-        shared
-            .discovery
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.to_owned(), (function, request));
+        // The call travels under an id of the gateway's own, so its result is found whatever
+        // the client's id looked like (the engine may canonicalise it) and cannot be confused
+        // with another call; the client's id is put back on the result.
+        let ours = uuid::Uuid::new_v4().to_string();
+        {
+            let mut pending = shared
+                .discovery
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if pending.len() >= MAX_DISCOVERY_IN_FLIGHT {
+                drop(pending);
+                let why = "too many discovery calls in flight";
+                shared.refused(
+                    "discovery",
+                    function_id,
+                    "RATE_LIMITED",
+                    why,
+                    false,
+                    &shared.listener.status.rate_limited,
+                );
+                out.client(frames::invocation_error(
+                    Some(id),
+                    function_id,
+                    "RATE_LIMITED",
+                    why,
+                    Some(&frame),
+                ));
+                return;
+            }
+            pending.insert(ours.clone(), (function, request, id.to_owned()));
+        }
         shared.discovery_pending.fetch_add(1, Ordering::Relaxed);
+        frame.insert("invocation_id".into(), ours.into());
     }
     frame.insert("function_id".into(), target.into_owned().into());
     out.engine(Message::text(Value::Object(frame).to_string()));

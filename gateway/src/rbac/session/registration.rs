@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::{Outbox, Shared};
+use crate::rbac::control::CallError;
 use crate::rbac::frames::{self, str_field};
 use crate::status::bump;
 
@@ -17,6 +18,10 @@ use crate::status::bump;
 /// (a reconnecting client's old session may not be cleaned up yet).
 const TAKEOVER_WAIT: Duration = Duration::from_millis(1000);
 const TAKEOVER_POLL: Duration = Duration::from_millis(100);
+/// How old a catalog may be for the takeover check (shared by sessions registering at once).
+const CATALOG_AGE: Duration = Duration::from_millis(100);
+/// Listing trigger types or bindings for the takeover check.
+const LIST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Calls a registration hook: `Ok(Some(map))` to go on with the mapped fields, `Ok(None)`
 /// when no hook is configured, `Err` when it denied (threw, timed out, or returned a
@@ -108,7 +113,22 @@ pub(super) async fn on_register_function(shared: &Shared, text: &str, out: &mut 
         Ok(None) => {}
     }
     let stored = shared.session().stored_id(&id).into_owned();
-    if !shared.session().owns_function(&stored) && taken_by_another(shared, &stored).await {
+    if shared.listener.reserved_function(&stored) {
+        let why = "function id reserved for the gateway's auth, middleware or hooks";
+        let status = &shared.listener.status;
+        shared.refused(
+            "register_function",
+            &stored,
+            "REGISTRATION_DENIED",
+            why,
+            false,
+            &status.denied,
+        );
+        return;
+    }
+    if !shared.session().owns_function(&stored)
+        && taken_by_another(shared, Claim::Function, &stored).await
+    {
         let why = "function id already served by another worker";
         shared.refused(
             "register_function",
@@ -128,18 +148,54 @@ pub(super) async fn on_register_function(shared: &Shared, text: &str, out: &mut 
     out.engine(Message::text(Value::Object(frame).to_string()));
 }
 
-/// Whether the engine serves `stored_id` from another connection: such a registration would
-/// take the function over, so it is refused. Waits briefly for a departing owner (the same
-/// client reconnecting) to be cleaned up.
-async fn taken_by_another(shared: &Shared, stored_id: &str) -> bool {
+/// What a registration would claim on the engine.
+#[derive(Debug, Clone, Copy)]
+enum Claim {
+    Function,
+    TriggerType,
+    Trigger,
+}
+
+/// Whether the engine already has `id` (a function, trigger type or trigger binding), by
+/// asking it now.
+async fn in_use(shared: &Shared, claim: Claim, id: &str) -> Result<bool, CallError> {
+    let control = &shared.listener.control;
+    let (function, key) = match claim {
+        Claim::Function => {
+            let catalog = control.fresh_catalog(CATALOG_AGE).await?;
+            return Ok(catalog.contains(id));
+        }
+        Claim::TriggerType => ("engine::triggers::list", "triggers"),
+        Claim::Trigger => ("engine::registered-triggers::list", "registered_triggers"),
+    };
+    let list = control
+        .invoke(
+            function,
+            json!({ "include_internal": true }),
+            Some(LIST_TIMEOUT),
+        )
+        .await?;
+    let listed = list
+        .get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    Ok(listed
+        .filter_map(|entry| entry.get("id").and_then(Value::as_str))
+        .any(|listed| listed == id))
+}
+
+/// Whether the engine has `id` from another connection: registering it would take it over
+/// (the newest registration wins on the trusted port), so it is refused. Waits briefly for a
+/// departing owner (the same client reconnecting) to be cleaned up. Fails closed: an engine
+/// that cannot be asked counts as "taken".
+async fn taken_by_another(shared: &Shared, claim: Claim, id: &str) -> bool {
     let deadline = tokio::time::Instant::now() + TAKEOVER_WAIT;
     loop {
-        let catalog = shared.listener.control.catalog(Duration::ZERO, false).await;
-        if !catalog.contains(stored_id) {
-            return false;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return true;
+        match in_use(shared, claim, id).await {
+            Ok(false) => return false,
+            Ok(true) if tokio::time::Instant::now() < deadline => {}
+            Ok(true) | Err(_) => return true,
         }
         tokio::time::sleep(TAKEOVER_POLL).await;
     }
@@ -205,6 +261,27 @@ pub(super) async fn on_register_trigger_type(shared: &Shared, text: &str, out: &
         }
         Ok(None) => {}
     }
+    let own = shared.owns_trigger_type(&id);
+    if !own && taken_by_another(shared, Claim::TriggerType, &id).await {
+        let why = "trigger type already provided by another worker";
+        let status = &shared.listener.status;
+        shared.refused(
+            "register_trigger_type",
+            &id,
+            "REGISTRATION_DENIED",
+            why,
+            false,
+            &status.denied,
+        );
+        return out.client(frames::registration_denied(
+            &id,
+            "",
+            "",
+            "REGISTRATION_DENIED",
+            why,
+        ));
+    }
+    shared.record_trigger_type(&id);
     frame.insert("id".into(), id.into());
     bump(&shared.listener.status.allowed);
     out.engine(Message::text(Value::Object(frame).to_string()));
@@ -282,6 +359,26 @@ pub(super) async fn on_register_trigger(shared: &Shared, text: &str, out: &mut O
     };
     if let Err(denial) = shared.allowed("register_trigger", &decision) {
         return out.client(deny(&id, &trigger_type, &function_id, &denial));
+    }
+    let own = shared.session().owns_trigger(&id);
+    if !own && taken_by_another(shared, Claim::Trigger, &id).await {
+        let why = "trigger id already in use by another worker";
+        let status = &shared.listener.status;
+        shared.refused(
+            "register_trigger",
+            &id,
+            "REGISTRATION_DENIED",
+            why,
+            false,
+            &status.denied,
+        );
+        return out.client(frames::registration_denied(
+            &id,
+            &trigger_type,
+            &function_id,
+            "REGISTRATION_DENIED",
+            why,
+        ));
     }
     shared.session().record_trigger(id.clone());
     frame.insert("id".into(), id.into());
