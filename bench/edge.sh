@@ -34,7 +34,7 @@ trap cleanup EXIT
 addr() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["addrs"][sys.argv[2]])' "$1" "$2"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
-RUST_LOG=warn "$root/target/release/iii-gateway" dev --port-base 0 --ready-file "$work/ready.json" \
+RUST_LOG=warn "${CARGO_TARGET_DIR:-$root/target}/release/iii-gateway" dev --port-base 0 --ready-file "$work/ready.json" \
   >"$work/dev.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 600); do [ -s "$work/ready.json" ] && break; sleep 0.05; done
