@@ -7,6 +7,7 @@ mod routes;
 mod server;
 mod service;
 mod upstream;
+mod write_buffer;
 
 pub use server::{EdgeError, RunningEdge, start};
 pub(crate) use upstream::host_port;

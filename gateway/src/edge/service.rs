@@ -18,6 +18,7 @@ use pingora::services::Service;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::proxy::EdgeProxy;
+use super::write_buffer::BufferedL4;
 use crate::task;
 
 /// A client gets this long to finish its TLS handshake.
@@ -102,6 +103,8 @@ async fn serve_connection(
     let mut l4: L4Stream = tcp.into();
     let digest = SocketDigest::from_raw_fd(l4.as_raw_fd());
     l4.set_socket_digest(digest);
+    // Under TLS too: the buffer sits below rustls, so a response's records leave together.
+    let l4 = BufferedL4::new(l4);
     let stream: Stream = match acceptor {
         Some(acceptor) => {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.tls_handshake(l4)).await {
