@@ -7,6 +7,11 @@ use clap::Parser;
 use iii_engine::Error;
 use iii_engine::config::{self, EMBEDDED_DEFAULT};
 
+/// mimalloc: every call allocates on several runtime threads, where it costs less CPU per
+/// call than the system allocator (8% less per REST-triggered call, BENCHMARKS.md, edge).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// On SIGTERM / Ctrl-C, calls in flight get this long to deliver their results before workers
 /// are closed (container runtimes usually wait 10 s before killing).
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(8);

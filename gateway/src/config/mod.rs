@@ -546,6 +546,26 @@ mod tests {
     }
 
     #[test]
+    fn edge_threads_are_a_positive_count() {
+        let config = load("edge: { threads: 3 }").unwrap();
+        assert_eq!(
+            config.edge.unwrap().section.threads.map(|n| n.get()),
+            Some(3)
+        );
+        assert!(
+            load("edge: {}")
+                .unwrap()
+                .edge
+                .unwrap()
+                .section
+                .threads
+                .is_none()
+        );
+        let error = load("edge: { threads: 0 }").unwrap_err();
+        assert!(error.contains("edge.threads"), "{error}");
+    }
+
+    #[test]
     fn h2_with_websocket_routes_is_refused() {
         let error =
             load("edge: { h2: true, routes: [{ path_prefix: /s/, to: stream }] }").unwrap_err();

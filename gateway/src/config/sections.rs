@@ -121,6 +121,9 @@ pub struct EdgeSection {
     /// Timeouts and sizes.
     #[serde(default)]
     pub limits: EdgeLimits,
+    /// pingora worker threads (default: half the cores, at least one).
+    #[serde(default)]
+    pub threads: Option<std::num::NonZeroUsize>,
 }
 
 /// `edge.limits:`.

@@ -185,7 +185,13 @@ pub fn start(
     listener.set_nonblocking(true).map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
 
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    // Half the cores by default, like the gateway's own runtime: the edge shares the host
+    // with it (and usually the engine and its workers); on 2 cores a thread per core cost
+    // 18% more CPU per request in cross-thread wakeups for 2% more throughput (BENCHMARKS.md).
+    let threads = section.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+        |n| n.get(),
+    );
     let conf = ServerConf {
         threads,
         grace_period_seconds: Some(GRACE_PERIOD_SECS),
