@@ -340,13 +340,20 @@ fn validate_edge(
             "'*' is refused: list the origins",
         ));
     }
-    if let Some(path) = &edge.readiness_path
-        && !path.starts_with('/')
-    {
-        problems.push(ConfigError::new(
-            "edge.readiness_path",
-            "must start with '/'",
-        ));
+    if let Some(path) = &edge.readiness_path {
+        if !path.starts_with('/') {
+            problems.push(ConfigError::new(
+                "edge.readiness_path",
+                "must start with '/'",
+            ));
+        }
+        if raw.engine.rest_url.trim_start().starts_with("https:") {
+            // /readyz could never pass: the probe speaks plain HTTP to the engine's port.
+            problems.push(ConfigError::new(
+                "edge.readiness_path",
+                "is probed over plain HTTP: give engine.rest_url as http:// (the engine's REST port on a private network)",
+            ));
+        }
     }
     for (i, proxy) in edge.trusted_proxies.iter().enumerate() {
         if proxy.parse::<IpAddr>().is_err() {
@@ -543,6 +550,18 @@ mod tests {
         );
         assert!(config.warnings.iter().any(|w| w.contains("TRUSTED")));
         assert!(!edge.tls);
+    }
+
+    #[test]
+    fn a_readiness_path_needs_a_plain_rest_url() {
+        let error =
+            load("engine: { rest_url: 'https://engine:3111' }\nedge: { readiness_path: /health }")
+                .unwrap_err();
+        assert!(
+            error.contains("edge.readiness_path: is probed over plain HTTP"),
+            "{error}"
+        );
+        assert!(load("edge: { readiness_path: /health }").is_ok());
     }
 
     #[test]
