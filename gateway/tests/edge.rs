@@ -41,6 +41,17 @@ async fn setup() -> Setup {
 }
 
 impl Setup {
+    /// Writes `yaml` as `file` and runs the gateway on it until it exits (at most 20 s).
+    async fn run_to_exit(&self, file: &str, yaml: &str) -> (std::process::ExitStatus, String) {
+        let path = self.dir.path().join(file);
+        std::fs::write(&path, yaml).unwrap();
+        run_to_exit(
+            &["run", "--config", path.to_str().unwrap()],
+            Duration::from_secs(20),
+        )
+        .await
+    }
+
     fn config(&self, edge_extra: &str, routes: &str) -> String {
         format!(
             r#"engine:
@@ -241,13 +252,7 @@ async fn the_trusted_worker_port_is_routed_only_when_allowed() {
     let s = setup().await;
     let routes = "    - { path_prefix: /ws/, to: engine }\n";
     let refused = s.config("", routes);
-    let path = s.dir.path().join("refused.yaml");
-    std::fs::write(&path, &refused).unwrap();
-    let (status, output) = run_to_exit(
-        &["run", "--config", path.to_str().unwrap()],
-        Duration::from_secs(20),
-    )
-    .await;
+    let (status, output) = s.run_to_exit("refused.yaml", &refused).await;
     assert!(!status.success());
     assert!(output.contains("edge.allow_trusted"), "{output}");
 
@@ -353,13 +358,7 @@ async fn a_port_in_use_is_a_clear_error_before_pingora_starts() {
     let yaml =
         s.config("", Setup::default_routes())
             .replacen("port: 0", &format!("port: {port}"), 1);
-    let path = s.dir.path().join("taken.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let (status, output) = run_to_exit(
-        &["run", "--config", path.to_str().unwrap()],
-        Duration::from_secs(20),
-    )
-    .await;
+    let (status, output) = s.run_to_exit("taken.yaml", &yaml).await;
     assert!(!status.success());
     assert!(
         output.contains(&format!("cannot listen on 127.0.0.1:{port} for the edge")),
@@ -374,13 +373,7 @@ async fn a_missing_or_bad_certificate_is_a_clear_error() {
     let missing = s
         .config("", Setup::default_routes())
         .replace("site-key.pem", "gone-key.pem");
-    let path = s.dir.path().join("missing.yaml");
-    std::fs::write(&path, missing).unwrap();
-    let (status, output) = run_to_exit(
-        &["run", "--config", path.to_str().unwrap()],
-        Duration::from_secs(20),
-    )
-    .await;
+    let (status, output) = s.run_to_exit("missing.yaml", &missing).await;
     assert!(!status.success());
     assert!(
         output.contains("cannot read key file") && output.contains("gone-key.pem"),
@@ -391,12 +384,7 @@ async fn a_missing_or_bad_certificate_is_a_clear_error() {
     let junk = s
         .config("", Setup::default_routes())
         .replace("site.pem", "junk.pem");
-    std::fs::write(&path, junk).unwrap();
-    let (status, output) = run_to_exit(
-        &["run", "--config", path.to_str().unwrap()],
-        Duration::from_secs(20),
-    )
-    .await;
+    let (status, output) = s.run_to_exit("missing.yaml", &junk).await;
     assert!(!status.success());
     assert!(output.contains("no valid PEM certificate"), "{output}");
     assert!(!output.contains("panicked"), "{output}");

@@ -202,28 +202,21 @@ impl Engine {
 
     /// Everything the engine wrote to stderr so far.
     pub(crate) fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
-            + &std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
+        output_in(self.dir.path())
     }
 
     /// Sends SIGTERM, as a service manager does to stop the engine.
     pub(crate) fn terminate(&self) {
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM {} failed", self.pid);
+        super::terminate(self.pid);
     }
 
     /// Waits (at most `limit`) for the engine to exit and returns its status.
     pub(crate) async fn exit_status(&mut self, limit: Duration) -> std::process::ExitStatus {
-        match tokio::time::timeout(limit, self.child.wait()).await {
-            Ok(status) => status.expect("wait for iii-engine"),
-            Err(_) => panic!(
-                "iii-engine did not exit within {limit:?}\n{}",
-                self.stderr()
-            ),
-        }
+        let dir = self.dir.path().to_owned();
+        super::exit_status(&mut self.child, limit, "iii-engine", move || {
+            output_in(&dir)
+        })
+        .await
     }
 
     /// Panics (with the engine's output) if the engine has exited.
@@ -248,4 +241,10 @@ impl Drop for Engine {
             );
         }
     }
+}
+
+/// What an engine started in `dir` wrote (stderr, then stdout).
+fn output_in(dir: &Path) -> String {
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    read("stderr.log") + &read("stdout.log")
 }

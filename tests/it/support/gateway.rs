@@ -140,22 +140,14 @@ impl Gateway {
 
     /// Sends SIGTERM.
     pub(crate) fn terminate(&self) {
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM {} failed", self.pid);
+        super::terminate(self.pid);
     }
 
     /// Waits (at most `limit`) for the gateway to exit.
     pub(crate) async fn exit_status(&mut self, limit: Duration) -> std::process::ExitStatus {
-        match tokio::time::timeout(limit, self.child.wait()).await {
-            Ok(status) => status.expect("wait for iii-gateway"),
-            Err(_) => panic!(
-                "iii-gateway did not exit within {limit:?}\n{}",
-                self.output()
-            ),
-        }
+        let log = self.dir.path().join("output.log");
+        let output = move || std::fs::read_to_string(log).unwrap_or_default();
+        super::exit_status(&mut self.child, limit, "iii-gateway", output).await
     }
 }
 

@@ -111,7 +111,8 @@ async fn request_inner(
     parse(&raw)
 }
 
-fn parse(raw: &[u8]) -> Response {
+/// Parses a whole HTTP/1.1 response (chunked or with a length).
+pub(crate) fn parse(raw: &[u8]) -> Response {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

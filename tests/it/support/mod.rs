@@ -80,3 +80,25 @@ pub(crate) fn pattern(n: usize) -> String {
     out.truncate(n);
     out
 }
+
+/// Sends SIGTERM to a child process, as a service manager does to stop it.
+pub(crate) fn terminate(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM {pid} failed");
+}
+
+/// Waits (at most `limit`) for `child` to exit; panics with `output()` if it does not.
+pub(crate) async fn exit_status(
+    child: &mut tokio::process::Child,
+    limit: Duration,
+    name: &str,
+    output: impl FnOnce() -> String,
+) -> std::process::ExitStatus {
+    match tokio::time::timeout(limit, child.wait()).await {
+        Ok(status) => status.unwrap_or_else(|e| panic!("wait for {name}: {e}")),
+        Err(_) => panic!("{name} did not exit within {limit:?}\n{}", output()),
+    }
+}

@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
-use super::http::Response;
+use super::http::{Response, parse};
 use super::ws::{Incoming, Socket, next_within};
 use super::{STEP, within};
 
@@ -140,56 +140,6 @@ pub(crate) async fn http_get_host(addr: SocketAddr, host: &str, path: &str) -> R
         parse(&raw)
     };
     within(STEP * 3, &format!("http GET {host}{path}"), run).await
-}
-
-fn parse(raw: &[u8]) -> Response {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no end of headers in {:?}", String::from_utf8_lossy(raw)));
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let rest = &raw[split + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    let body = if chunked {
-        dechunk(rest)
-    } else {
-        rest.to_vec()
-    };
-    Response {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut rest: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
-        let size_text = String::from_utf8_lossy(&rest[..eol]).into_owned();
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16)
-            .unwrap_or_else(|e| panic!("bad chunk size {size_text:?}: {e}"));
-        rest = &rest[eol + 2..];
-        if size == 0 {
-            break;
-        }
-        let take = size.min(rest.len());
-        out.extend_from_slice(&rest[..take]);
-        rest = rest.get(take + 2..).unwrap_or_default();
-    }
-    out
 }
 
 /// Opens a WebSocket to `url` over TLS to `addr` (the URL's host is the SNI and `Host`),

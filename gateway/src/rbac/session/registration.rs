@@ -48,12 +48,16 @@ async fn call_hook(
 }
 
 fn hook_denial(shared: &Shared, kind: &str, subject: &str, why: &str) {
-    let why = format!("denied by hook: {why}");
+    refused(shared, kind, subject, &format!("denied by hook: {why}"));
+}
+
+/// Audits and counts a refused registration (`REGISTRATION_DENIED`).
+fn refused(shared: &Shared, kind: &str, subject: &str, why: &str) {
     shared.refused(
         kind,
         subject,
         "REGISTRATION_DENIED",
-        &why,
+        why,
         false,
         &shared.listener.status.denied,
     );
@@ -115,29 +119,14 @@ pub(super) async fn on_register_function(shared: &Shared, text: &str, out: &mut 
     let stored = shared.session().stored_id(&id).into_owned();
     if shared.listener.reserved_function(&stored) {
         let why = "function id reserved for the gateway's auth, middleware or hooks";
-        let status = &shared.listener.status;
-        shared.refused(
-            "register_function",
-            &stored,
-            "REGISTRATION_DENIED",
-            why,
-            false,
-            &status.denied,
-        );
+        refused(shared, "register_function", &stored, why);
         return;
     }
     if !shared.session().owns_function(&stored)
         && taken_by_another(shared, Claim::Function, &stored).await
     {
         let why = "function id already served by another worker";
-        shared.refused(
-            "register_function",
-            &stored,
-            "REGISTRATION_DENIED",
-            why,
-            false,
-            &shared.listener.status.denied,
-        );
+        refused(shared, "register_function", &stored, why);
         return;
     }
     if is_ownable_function(&stored) {
@@ -211,14 +200,7 @@ pub(super) async fn on_unregister_function(shared: &Shared, text: &str, out: &mu
         .into_owned();
     if !shared.session().owns_function(&stored) {
         let why = "not registered by this session";
-        shared.refused(
-            "unregister_function",
-            &stored,
-            "REGISTRATION_DENIED",
-            why,
-            false,
-            &shared.listener.status.denied,
-        );
+        refused(shared, "unregister_function", &stored, why);
         return;
     }
     shared.session().forget_function(&stored);
@@ -264,15 +246,7 @@ pub(super) async fn on_register_trigger_type(shared: &Shared, text: &str, out: &
     let own = shared.owns_trigger_type(&id);
     if !own && taken_by_another(shared, Claim::TriggerType, &id).await {
         let why = "trigger type already provided by another worker";
-        let status = &shared.listener.status;
-        shared.refused(
-            "register_trigger_type",
-            &id,
-            "REGISTRATION_DENIED",
-            why,
-            false,
-            &status.denied,
-        );
+        refused(shared, "register_trigger_type", &id, why);
         return out.client(frames::registration_denied(
             &id,
             "",
@@ -363,15 +337,7 @@ pub(super) async fn on_register_trigger(shared: &Shared, text: &str, out: &mut O
     let own = shared.session().owns_trigger(&id);
     if !own && taken_by_another(shared, Claim::Trigger, &id).await {
         let why = "trigger id already in use by another worker";
-        let status = &shared.listener.status;
-        shared.refused(
-            "register_trigger",
-            &id,
-            "REGISTRATION_DENIED",
-            why,
-            false,
-            &status.denied,
-        );
+        refused(shared, "register_trigger", &id, why);
         return out.client(frames::registration_denied(
             &id,
             &trigger_type,
