@@ -46,7 +46,7 @@ pub(super) fn headers_from(value: Option<&Value>) -> Vec<(HeaderName, HeaderValu
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut resp = Response::new(Body::from(body.to_string()));
+    let mut resp = Response::new(Body::from(serde_json::to_vec(body).unwrap_or_default()));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
