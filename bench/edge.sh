@@ -4,7 +4,9 @@
 # all in one run: `wrk -t2 -c64 -d10s` against an http trigger served by a Node worker (the
 # official iii-sdk). Prints requests/s, p50/p99 and the ratios. Not part of CI.
 #
-#   bench/edge.sh        # knobs (env): DURATION=10s CONNS=64 THREADS=2
+#   bench/edge.sh                      # our engine (iii-gateway dev)
+#   III_BIN=/path/to/iii bench/edge.sh # the reference iii engine behind the edge and nginx
+# Knobs (env): DURATION=10s CONNS=64 THREADS=2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -34,16 +36,50 @@ trap cleanup EXIT
 addr() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["addrs"][sys.argv[2]])' "$1" "$2"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
-RUST_LOG=warn "${CARGO_TARGET_DIR:-$root/target}/release/iii-gateway" dev --port-base 0 --ready-file "$work/ready.json" \
-  >"$work/dev.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 600); do [ -s "$work/ready.json" ] && break; sleep 0.05; done
-[ -s "$work/ready.json" ] || { cat "$work/dev.log" >&2; exit 1; }
+gateway_bin=${CARGO_TARGET_DIR:-$root/target}/release/iii-gateway
+if [ -z "${III_BIN:-}" ]; then
+  # Our engine: `iii-gateway dev` runs it embedded, behind the edge.
+  RUST_LOG=warn "$gateway_bin" dev --port-base 0 --ready-file "$work/ready.json" >"$work/dev.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 600); do [ -s "$work/ready.json" ] && break; sleep 0.05; done
+  [ -s "$work/ready.json" ] || { cat "$work/dev.log" >&2; exit 1; }
+  rest=$(addr "$work/ready.json" engine:http)
+  worker=$(addr "$work/ready.json" engine:worker)
+  cert=$(grep -o '/[^ ]*iii-gateway-dev-[0-9]*/cert.pem' "$work/dev.log" | head -1)
+  key=${cert%cert.pem}key.pem
+else
+  # The reference engine ($III_BIN) on free ports, `iii-gateway run` with only the edge in
+  # front of it, and a throwaway self-signed certificate.
+  worker=127.0.0.1:$(free_port)
+  rest=127.0.0.1:$(free_port)
+  cert=$work/cert.pem key=$work/key.pem
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost -keyout "$key" -out "$cert" 2>/dev/null
+  cat >"$work/config.yaml" <<YAML
+workers:
+  - name: iii-worker-manager
+    config: { host: 127.0.0.1, port: ${worker##*:} }
+  - name: iii-http
+    config: { host: 127.0.0.1, port: ${rest##*:} }
+YAML
+  cat >"$work/gateway.yaml" <<YAML
+engine: { url: "ws://$worker", rest_url: "http://$rest" }
+tls:
+  certificates: [{ cert_file: "$cert", key_file: "$key", server_names: [localhost] }]
+edge:
+  port: 0
+  routes: [{ path_prefix: /api/, to: rest }]
+admin: { port: 0 }
+YAML
+  (cd "$work" && III_TELEMETRY_ENABLED=false RUST_LOG=warn exec "$III_BIN" --config config.yaml >engine.log 2>&1) &
+  pids+=($!)
+  for _ in $(seq 600); do (exec 3<>"/dev/tcp/${worker%:*}/${worker##*:}") 2>/dev/null && break; sleep 0.05; done
+  RUST_LOG=warn "$gateway_bin" run --config "$work/gateway.yaml" --ready-file "$work/ready.json" >"$work/dev.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 600); do [ -s "$work/ready.json" ] && break; sleep 0.05; done
+  [ -s "$work/ready.json" ] || { cat "$work/dev.log" "$work/engine.log" >&2; exit 1; }
+fi
 edge=$(addr "$work/ready.json" edge)
-rest=$(addr "$work/ready.json" engine:http)
-worker=$(addr "$work/ready.json" engine:worker)
-cert=$(grep -o '/[^ ]*iii-gateway-dev-[0-9]*/cert.pem' "$work/dev.log" | head -1)
-key=${cert%cert.pem}key.pem
 
 mkfifo "$work/worker.in"
 node bench/edge-worker.mjs "ws://$worker" <"$work/worker.in" >"$work/worker.out" 2>"$work/worker.log" &
