@@ -27,7 +27,7 @@ async fn older_modules_key_and_env_defaults_start_the_same_workers() {
 }
 
 #[tokio::test]
-async fn rbac_listener_is_refused_at_boot_until_it_can_be_enforced() {
+async fn rbac_on_the_first_trusted_listener_is_refused_at_boot() {
     let (status, output) = Engine::boot_failure(
         "workers:\n\
          \x20 - name: iii-worker-manager\n\
@@ -40,7 +40,7 @@ async fn rbac_listener_is_refused_at_boot_until_it_can_be_enforced() {
     .await;
     assert!(
         !status.success(),
-        "an rbac listener must not start unprotected: {output}"
+        "the trusted listener cannot carry rbac: {output}"
     );
     assert!(
         output.contains("rbac"),
