@@ -8,11 +8,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-/// mimalloc: the edge and the sessions allocate per request and per frame on several threads,
-/// where it costs less CPU per request than the system allocator (BENCHMARKS.md, edge).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The security edge for the iii function engine.
 #[derive(Debug, Parser)]
 #[command(
