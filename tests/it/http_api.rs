@@ -360,11 +360,10 @@ async fn request_waiting_for_a_slot_is_answered_at_its_own_deadline() {
             "{}",
             extra.text()
         ),
-        // The slot a holder freed went to the extra request, whose handler then ran.
-        504 => {
-            let third = node.event_within("invoked", STEP).await;
-            assert_eq!(third["function_id"], "api::gate", "{third}");
-        }
+        // The slot a holder freed went to the extra request, which then ran out of time:
+        // in its handler, or (the slot freed just before its own deadline) before the
+        // invocation went out. Either way it is the engine's bodiless timeout answer.
+        504 => assert!(extra.body.is_empty(), "{}", extra.text()),
         other => panic!("extra request answered {other}: {}", extra.text()),
     }
     assert!(
