@@ -5,7 +5,9 @@
 //! worker session, a telemetry sink (`/otel`) or a channel bridge.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -283,7 +285,30 @@ async fn upgrade(
                 drop_one(&task_state.status.channels_open);
             }
             (Route::Otel, _) => Box::pin(otel_sink(&task_state, &info, socket)).await,
-            _ => Box::pin(worker(&task_state, info, ip, socket)).await,
+            _ => {
+                // Authentication and the session run in separate allocations, one after the
+                // other: the session keeps none of the handshake's state (request headers,
+                // the auth call) for its whole life.
+                // Scoped so that only the boxed futures are held across an await: the session
+                // keeps one allocation, its run, for its whole life.
+                let running = {
+                    let connecting = {
+                        let authenticated =
+                            Box::pin(authenticate_worker(&task_state, info, ip, socket)).await;
+                        authenticated.map(|(session, socket)| {
+                            Box::pin(connect(Arc::clone(&task_state), session, ip, socket))
+                        })
+                    };
+                    match connecting {
+                        Some(connecting) => connecting.await,
+                        None => None,
+                    }
+                };
+                if let Some(running) = running {
+                    running.await;
+                    drop_one(&task_state.status.sessions_open);
+                }
+            }
         }
         task_state.open.fetch_sub(1, Ordering::Relaxed);
     });
@@ -299,20 +324,21 @@ async fn upgrade(
     response
 }
 
-/// Authenticates a worker connection, dials its upstream and runs the session.
-async fn worker<S>(
+/// Authenticates a worker connection: the session and the socket to serve it on, or `None`
+/// once the client was told why not (AUTH_ERROR, then Close 1008).
+async fn authenticate_worker<S>(
     state: &Arc<ListenerState>,
     info: RequestInfo,
     ip: std::net::IpAddr,
     mut socket: WebSocketStream<S>,
-) where
+) -> Option<(policies::Session, WebSocketStream<S>)>
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    // The request's headers are needed for authentication only: dropped before the session.
     let authenticated = Box::pin(authenticate(state, &info)).await;
     drop(info);
-    let session = match authenticated {
-        Ok(session) => session,
+    match authenticated {
+        Ok(session) => Some((session, socket)),
         Err(message) => {
             bump(&state.status.auth_failures);
             tracing::info!(target: "audit", listener = %state.key, %ip, kind = "auth", code = "AUTH_ERROR", "{message}");
@@ -320,58 +346,47 @@ async fn worker<S>(
                 .send(Message::text(frames::auth_error(&message)))
                 .await;
             Box::pin(close(socket, CloseCode::Policy, "authentication failed")).await;
-            return;
+            None
         }
-    };
-    // Dialling and the session itself run in their own allocation: this task keeps only a
-    // pointer to it for the life of the session.
-    Box::pin(serve(Arc::clone(state), session, ip, socket)).await;
+    }
 }
 
-/// Dials the session's upstream and runs the session until it ends.
-async fn serve<S>(
+/// A session's run, boxed: the one allocation it keeps for its life.
+type Running = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Dials the session's upstream: the session's run (counted open), or `None` once the client
+/// was closed with 1011.
+async fn connect<S>(
     state: Arc<ListenerState>,
     session: policies::Session,
     ip: std::net::IpAddr,
     socket: WebSocketStream<S>,
-) where
+) -> Option<Running>
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let dial = tokio::time::timeout(DIAL_TIMEOUT, Box::pin(super::upstream::dial(&state)));
-    let upstream = match dial.await {
-        Ok(Ok(upstream)) => upstream,
-        Ok(Err(error)) => {
-            tracing::warn!(listener = %state.key, %error, "engine WS dial failed");
-            Box::pin(close(socket, CloseCode::Error, "engine WS dial failed")).await;
-            return;
+    let error = match dial.await {
+        Ok(Ok(upstream)) => {
+            bump(&state.status.sessions_total);
+            bump(&state.status.sessions_open);
+            let shutdown = state.shutdown.clone();
+            let running: Running = match upstream {
+                Upstream::Plain(upstream) => {
+                    Box::pin(session::run(state, session, ip, socket, upstream, shutdown))
+                }
+                Upstream::Tls(upstream) => Box::pin(session::run(
+                    state, session, ip, socket, *upstream, shutdown,
+                )),
+            };
+            return Some(running);
         }
-        Err(_) => {
-            let error = "timed out";
-            tracing::warn!(listener = %state.key, %error, "engine WS dial failed");
-            Box::pin(close(socket, CloseCode::Error, "engine WS dial failed")).await;
-            return;
-        }
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => "timed out".to_owned(),
     };
-    bump(&state.status.sessions_total);
-    bump(&state.status.sessions_open);
-    let shutdown = state.shutdown.clone();
-    match upstream {
-        Upstream::Plain(upstream) => {
-            session::run(Arc::clone(&state), session, ip, socket, upstream, shutdown).await;
-        }
-        Upstream::Tls(upstream) => {
-            Box::pin(session::run(
-                Arc::clone(&state),
-                session,
-                ip,
-                socket,
-                *upstream,
-                shutdown,
-            ))
-            .await;
-        }
-    }
-    drop_one(&state.status.sessions_open);
+    tracing::warn!(listener = %state.key, %error, "engine WS dial failed");
+    Box::pin(close(socket, CloseCode::Error, "engine WS dial failed")).await;
+    None
 }
 
 /// `/otel`: authenticated like a worker, then frames are read and dropped (telemetry from
