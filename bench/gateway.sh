@@ -5,8 +5,8 @@
 #   bench/gateway.sh
 #
 # Round trips: the callee (Node iii-sdk) connects to the engine directly; the caller connects
-# either directly or through the gateway over TLS (per-frame RBAC, no middleware), alternating,
-# 64 calls in flight. Idle sessions: IDLE_COUNTS raw WebSocket sessions through a fresh gateway,
+# directly, through the gateway over TLS (per-frame RBAC, no middleware), or through nginx over
+# TLS as a plain WebSocket proxy (no RBAC at all), in turn, 64 calls in flight. Idle sessions: IDLE_COUNTS raw WebSocket sessions through a fresh gateway,
 # plain and TLS; gateway VmRSS before and after.
 #
 # Knobs (env): SEQ=2000, PAR=50000, ROUNDS=3, TIMEOUT_MS=2000, IDLE_COUNTS="1000 8000".
@@ -33,6 +33,7 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
   for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -98,9 +99,43 @@ YAML
 }
 
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+# nginx over TLS as a plain WebSocket proxy to the engine (no RBAC): the issue's yardstick.
+start_nginx() {
+  command -v nginx >/dev/null || PATH=$PATH:/usr/sbin
+  command -v nginx >/dev/null || { log "installing nginx"; apt-get install -y -qq nginx >&2; }
+  local port
+  port=$(free_port)
+  cat >"$work/nginx.conf" <<NGINX
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  server {
+    listen 127.0.0.1:$port ssl;
+    ssl_certificate $work/cert.pem;
+    ssl_certificate_key $work/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {
+      proxy_pass http://${ENGINE_URL#ws://};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade \$http_upgrade;
+      proxy_set_header Connection "upgrade";
+      proxy_read_timeout 1h;
+    }
+  }
+}
+NGINX
+  nginx -c "$work/nginx.conf" -p "$work" 2>>"$work/nginx-error.log"
+  NGINX_URL="wss://localhost:$port"
+}
 
 start_engine
 start_gateway
+start_nginx
 log "round trips: callee direct; caller direct vs through the gateway ($TLS_URL)"
 mkfifo "$work/owner.fifo"
 node bench/roundtrip.mjs --owner "$ENGINE_URL" <"$work/owner.fifo" >/dev/null 2>"$work/owner.err" &
@@ -108,9 +143,10 @@ pids+=("$!")
 exec 4>"$work/owner.fifo"
 gateway_ticks=0
 for round in $(seq 1 "$ROUNDS"); do
-  for path in direct gateway; do
+  for path in direct gateway nginx; do
     url=$ENGINE_URL
     [ "$path" = gateway ] && url=$TLS_URL
+    [ "$path" = nginx ] && url=$NGINX_URL
     log "round $round/$ROUNDS: caller $path"
     before=$(cpu_ticks "$GATEWAY_PID")
     node bench/roundtrip.mjs "$url" "$SEQ" "$PAR" "$TIMEOUT_MS" >"$work/$path.$round.json" 2>"$work/rt.err" \
@@ -120,6 +156,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 exec 4>&-
 stop "$GATEWAY_PID"
+kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
 
 idle() { # idle <url> <n> -> KiB per session on a fresh gateway
   local url_var=$1 n=$2 before after fifo=$work/idle.fifo out=$work/idle.out
@@ -153,7 +190,7 @@ python3 - "$work" "$ROUNDS" "$gateway_ticks" "$(getconf CLK_TCK)" <<PY
 import json, statistics, sys
 work, rounds = sys.argv[1], int(sys.argv[2])
 load = lambda p: [json.load(open(f"{work}/{p}.{r}.json")) for r in range(1, rounds + 1)]
-direct, gateway = load("direct"), load("gateway")
+direct, gateway, nginx = load("direct"), load("gateway"), load("nginx")
 lost = lambda p: p["lost"] + p["failed"] + p["wrong"]
 rows = [
     ("calls/s, 64 in flight", lambda r: r["par"]["calls_per_s"], "{:,.0f}", "median"),
@@ -165,15 +202,18 @@ rows = [
     ("p99 ms, 1 in flight", lambda r: r["seq"]["p99_ms"], "{:.3f}", "median"),
 ]
 agg = lambda runs, get, how: sum(map(get, runs)) if how == "sum" else statistics.median(map(get, runs))
-lines = [["metric", "direct", "gateway (TLS)", "gateway/direct"]]
+lines = [["metric", "direct", "gateway (TLS)", "nginx (TLS)", "gateway/direct", "nginx/direct"]]
+ratio = lambda x, y: f"{x / y:.2f}x" if y else "-"
 for name, get, fmt, how in rows:
-    a, b = agg(direct, get, how), agg(gateway, get, how)
-    lines.append([name, fmt.format(a), fmt.format(b), f"{b / a:.2f}x" if a else "-"])
-widths = [max(len(l[i]) for l in lines) for i in range(4)]
+    a, b, c = agg(direct, get, how), agg(gateway, get, how), agg(nginx, get, how)
+    lines.append([name, fmt.format(a), fmt.format(b), fmt.format(c), ratio(b, a), ratio(c, a)])
+widths = [max(len(l[i]) for l in lines) for i in range(6)]
 for i, l in enumerate(lines):
     print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(l, widths))))
     if i == 0:
         print("  ".join("-" * w for w in widths))
+par = lambda runs: statistics.median(r["par"]["calls_per_s"] for r in runs)
+print(f"gateway/nginx, calls/s at 64 in flight: {par(gateway) / par(nginx):.2f}x")
 calls = sum(2000 + r["seq"]["count"] + r["par"]["count"] for r in gateway)
 print(f"gateway CPU per call (user+system): {int(sys.argv[3]) / int(sys.argv[4]) * 1e6 / calls:.1f} us")
 print(f"\nrounds: {rounds}, alternating (medians; lost summed); calls per round: {direct[0]['seq']['count']} at 1, {direct[0]['par']['count']} at 64 in flight")
