@@ -22,7 +22,7 @@ mod ready;
 mod registry;
 mod router;
 mod start;
-mod task;
+pub mod task;
 mod triggers;
 mod wire_error;
 mod worker_conn;

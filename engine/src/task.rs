@@ -1,4 +1,4 @@
-//! The one place tasks are spawned, so every task has a named owner.
+//! The one place tasks are spawned, so every task has a named owner (the gateway uses it too).
 
 use std::future::Future;
 
@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
     clippy::disallowed_methods,
     reason = "task.rs is the one place tasks are spawned"
 )]
-pub(crate) fn spawn<F>(fut: F) -> JoinHandle<F::Output>
+pub fn spawn<F>(fut: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -18,9 +18,9 @@ where
     tokio::spawn(fut)
 }
 
-/// A task aborted when this handle is dropped (singletons: sweepers, event debouncers).
+/// A task aborted when this handle is dropped (sweepers, debouncers, per-session helpers).
 #[derive(Debug)]
-pub(crate) struct AbortOnDrop<T>(pub(crate) JoinHandle<T>);
+pub struct AbortOnDrop<T>(pub JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {

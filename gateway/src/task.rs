@@ -1,29 +1,3 @@
-//! The one place tasks are spawned, so every task has a named owner.
+//! The one place tasks are spawned, so every task has a named owner: the engine's, shared.
 
-use std::future::Future;
-
-use tokio::task::JoinHandle;
-
-/// Spawns a task on the current runtime. Callers keep the handle (or a `JoinSet`) when the
-/// task must be stopped; detached tasks end on their own (connection loops, timers).
-#[expect(
-    clippy::disallowed_methods,
-    reason = "task.rs is the one place tasks are spawned"
-)]
-pub(crate) fn spawn<F>(fut: F) -> JoinHandle<F::Output>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    tokio::spawn(fut)
-}
-
-/// A task aborted when this handle is dropped.
-#[derive(Debug)]
-pub(crate) struct AbortOnDrop<T>(pub(crate) JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
+pub(crate) use iii_engine::task::{AbortOnDrop, spawn};
