@@ -33,11 +33,8 @@ use crate::status::Status;
 use crate::task::{self, AbortOnDrop};
 use control::Control;
 
-/// Socket read/write buffers: small, so an idle session costs little (ARCHITECTURE lessons),
-/// but 2 KiB rather than 1: under load a read or write then carries twice the frames (at 64
-/// calls in flight, 4.6 instead of 5.2-5.8 us of gateway CPU per call, for ~2 KiB more per
-/// idle session; BENCHMARKS.md).
-const IO_BUFFER_BYTES: usize = 2 << 10;
+/// Socket read/write buffers: small, so an idle session costs little (ARCHITECTURE lessons).
+const IO_BUFFER_BYTES: usize = 1 << 10;
 /// How long the control connection gets to come up at start before listeners open anyway
 /// (upgrades meanwhile get 503).
 const CONTROL_STARTUP_WAIT: Duration = Duration::from_secs(3);
