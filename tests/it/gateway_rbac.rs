@@ -786,3 +786,68 @@ async fn invokes_in_other_namespaces_and_unreadable_frames_never_reach_the_engin
         1
     );
 }
+
+#[tokio::test]
+async fn an_engine_behind_tls_is_reached_through_engine_ca_file() {
+    let (engine, _trusted) = backend().await;
+    let cert = crate::support::tls::TestCert::new();
+    // A TLS front for the engine's trusted port: a second gateway's edge routing /ws/ to it.
+    let front = Gateway::start(
+        &engine,
+        &format!(
+            "tls:\n  certificates: [{{ cert_file: '{}', key_file: '{}' }}]\nedge:\n  port: 0\n  allow_trusted: true\n  routes: [{{ path_prefix: /ws/, to: engine }}]\n",
+            cert.cert_path().display(),
+            cert.key_path().display()
+        ),
+    )
+    .await;
+    let engine_url = format!("wss://localhost:{}/ws", front.addr("edge").port());
+    let config = |ca: &str| format!("engine:\n  url: {engine_url}\n{ca}{LISTENER}");
+
+    // Trusting the front's CA: authentication (the control connection) and the session's
+    // upstream both go over wss.
+    let gateway = Gateway::start_with_config(&config(&format!(
+        "  ca_file: '{}'\n",
+        cert.cert_path().display()
+    )))
+    .await;
+    let mut user = client(&gateway, "user").await;
+    assert_eq!(user.call_ok("api::echo", json!({"x": 7})).await["x"], 7);
+
+    // Without it the engine's certificate is not trusted: the engine is unreachable, and an
+    // upgrade gets 503 before it happens.
+    let untrusting = Gateway::start_with_config(&config("")).await;
+    assert_eq!(
+        upgrade_status(&format!("{}/", untrusting.ws_url("listener:pub"))).await,
+        Some(503)
+    );
+    assert!(
+        untrusting.output().to_lowercase().contains("certificate"),
+        "{}",
+        untrusting.output()
+    );
+
+    // A CA file that is not there is a start-up error naming it.
+    let missing = format!(
+        "  ca_file: '{}'\n",
+        cert.cert_path().with_file_name("gone.pem").display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(&path, config(&missing)).unwrap();
+    let output = tokio::time::timeout(
+        STEP,
+        tokio::process::Command::new(crate::support::gateway::gateway_bin())
+            .args(["run", "--config", path.to_str().unwrap()])
+            .output(),
+    )
+    .await
+    .expect("the gateway exits")
+    .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("engine.ca_file") && stderr.contains("gone.pem"),
+        "{stderr}"
+    );
+}

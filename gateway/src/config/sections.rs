@@ -51,6 +51,10 @@ pub struct EngineTarget {
     /// The Stream API (routes).
     #[serde(default = "default_stream_url")]
     pub stream_url: String,
+    /// PEM CA certificates trusted for a `wss://` engine URL by the RBAC listeners' control,
+    /// session and channel connections (default: the public web PKI).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for EngineTarget {
@@ -59,6 +63,7 @@ impl Default for EngineTarget {
             url: default_engine_url(),
             rest_url: default_rest_url(),
             stream_url: default_stream_url(),
+            ca_file: None,
         }
     }
 }

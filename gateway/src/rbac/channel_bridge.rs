@@ -45,12 +45,7 @@ pub(crate) async fn dial(
         url.push_str(query);
     }
     let config = ws_config(state.read_ceiling());
-    match tokio::time::timeout(
-        DIAL_TIMEOUT,
-        tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true),
-    )
-    .await
-    {
+    match tokio::time::timeout(DIAL_TIMEOUT, state.engine_tls.connect(&url, config)).await {
         Ok(Ok((socket, _))) => Ok(socket),
         Ok(Err(WsError::Http(response))) if response.status().is_client_error() => {
             Err(DialError::NotFound)

@@ -63,6 +63,7 @@ pub(crate) struct Control {
 #[derive(Debug)]
 struct Inner {
     url: String,
+    tls: super::EngineTls,
     sender: ArcSwapOption<mpsc::Sender<Message>>,
     pending: DashMap<String, oneshot::Sender<Reply>>,
     status: Arc<Status>,
@@ -91,11 +92,16 @@ impl Drop for PendingGuard<'_> {
 
 impl Control {
     /// Starts the connection loop; it runs until the returned handle is dropped.
-    pub(crate) fn start(url: String, status: Arc<Status>) -> (Self, AbortOnDrop<()>) {
+    pub(crate) fn start(
+        url: String,
+        tls: super::EngineTls,
+        status: Arc<Status>,
+    ) -> (Self, AbortOnDrop<()>) {
         let (connected, _) = watch::channel(false);
         let control = Self {
             inner: Arc::new(Inner {
                 url,
+                tls,
                 sender: ArcSwapOption::empty(),
                 pending: DashMap::new(),
                 status,
@@ -259,12 +265,7 @@ impl Control {
 
     async fn connect_once(&self) -> Result<(), tokio_tungstenite::tungstenite::Error> {
         let config = super::ws_config(MAX_MESSAGE_BYTES);
-        let (socket, _) = tokio_tungstenite::connect_async_with_config(
-            self.inner.url.as_str(),
-            Some(config),
-            true,
-        )
-        .await?;
+        let (socket, _) = self.inner.tls.connect(&self.inner.url, config).await?;
         let (mut sink, mut stream) = socket.split();
         let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
         let writer = task::spawn(async move {

@@ -74,6 +74,9 @@ pub enum RbacStartError {
     /// A listener asks for TLS but no certificate store was given.
     #[error("{0}: tls: true but no certificates are loaded")]
     NoTls(String),
+    /// `engine.ca_file` could not be loaded.
+    #[error("engine.ca_file: {0}")]
+    EngineCa(crate::tls::TlsError),
     /// The built-in auth block did not compile.
     #[error("{key}: auth: {problem}")]
     Auth {
@@ -82,6 +85,34 @@ pub enum RbacStartError {
         /// What is wrong.
         problem: String,
     },
+}
+
+/// How the gateway dials the engine's WebSocket surfaces (control connection, `wss://`
+/// session upstreams, channels): `engine.ca_file`'s CAs when set, else the public web PKI.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EngineTls(Option<Arc<rustls::ClientConfig>>);
+
+impl EngineTls {
+    /// Opens a WebSocket to `url` (`ws://` or `wss://`).
+    pub(crate) async fn connect(
+        &self,
+        url: &str,
+        config: WebSocketConfig,
+    ) -> Result<
+        (
+            tokio_tungstenite::WebSocketStream<
+                tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+            >,
+            tokio_tungstenite::tungstenite::handshake::client::Response,
+        ),
+        tokio_tungstenite::tungstenite::Error,
+    > {
+        let connector = self
+            .0
+            .as_ref()
+            .map(|c| tokio_tungstenite::Connector::Rustls(Arc::clone(c)));
+        tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, connector).await
+    }
 }
 
 /// Where the edge hands requests for a listener: a loopback socket that trusts the
@@ -103,6 +134,8 @@ pub(crate) struct ListenerState {
     pub(crate) control: Control,
     /// `engine.url` without a trailing slash.
     pub(crate) engine_base: String,
+    /// How `wss://` engine URLs are dialled.
+    pub(crate) engine_tls: EngineTls,
     pub(crate) status: Arc<Status>,
     pub(crate) trusted_proxies: Vec<IpAddr>,
     pub(crate) edge_secret: Arc<str>,
@@ -171,7 +204,17 @@ pub async fn start(
     if config.listeners.is_empty() {
         return Ok(running);
     }
-    let (control, control_task) = Control::start(config.engine.url.clone(), Arc::clone(&status));
+    let engine_tls = match &config.engine.ca_file {
+        Some(path) => EngineTls(Some(
+            crate::tls::client_config_trusting(path).map_err(RbacStartError::EngineCa)?,
+        )),
+        None => EngineTls::default(),
+    };
+    let (control, control_task) = Control::start(
+        config.engine.url.clone(),
+        engine_tls.clone(),
+        Arc::clone(&status),
+    );
     running._control = Some(control_task);
     let secret: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
     let engine_base = config.engine.url.trim_end_matches('/').to_owned();
@@ -236,6 +279,7 @@ pub async fn start(
             builtin,
             control: control.clone(),
             engine_base: engine_base.clone(),
+            engine_tls: engine_tls.clone(),
             status: Arc::clone(&status),
             trusted_proxies: c
                 .trusted_proxies

@@ -1,7 +1,7 @@
 //! Dialling a session's own connection to the engine's trusted port. A plain `ws://` engine
 //! URL is upgraded with hyper's HTTP/1.1 client, so the socket starts with the small read
 //! buffer the gateway configures (an idle session costs little); `wss://` goes through
-//! tokio-tungstenite's rustls connector.
+//! tokio-tungstenite's rustls connector (trusting `engine.ca_file` when set).
 
 use bytes::Bytes;
 use http::{Request, StatusCode, header};
@@ -50,8 +50,7 @@ pub(crate) async fn dial(state: &ListenerState) -> Result<Upstream, DialError> {
     let url = format!("{}/", state.engine_base);
     let config = super::ws_config(state.read_ceiling());
     let Some(rest) = url.strip_prefix("ws://") else {
-        let (socket, _) =
-            tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true).await?;
+        let (socket, _) = state.engine_tls.connect(&url, config).await?;
         return Ok(Upstream::Tls(Box::new(socket)));
     };
     let authority = rest.split('/').next().unwrap_or_default();

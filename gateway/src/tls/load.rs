@@ -91,6 +91,40 @@ pub(crate) fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<Certifie
     Ok(Arc::new(certified))
 }
 
+/// A TLS client configuration trusting only the CA certificates in `path` (PEM).
+#[expect(
+    deprecated,
+    reason = "ring (as pingora-rustls uses) has no post-quantum key exchange"
+)]
+pub(crate) fn client_config_trusting(path: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+        what: "CA",
+        path: path.to_owned(),
+        source,
+    })?;
+    let bad = |reason: String| TlsError::BadCertificate {
+        path: path.to_owned(),
+        reason,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        roots
+            .add(cert.map_err(|e| bad(e.to_string()))?)
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("the file has no CERTIFICATE block".to_owned()));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| TlsError::Config(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 #[cfg(test)]
 mod tests {
     use super::{TlsError, load_certified_key};

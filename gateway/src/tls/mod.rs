@@ -7,5 +7,6 @@ mod store;
 mod watch;
 
 pub use load::TlsError;
+pub(crate) use load::client_config_trusting;
 pub use store::{Alpn, TlsStore};
 pub use watch::watch_files;
