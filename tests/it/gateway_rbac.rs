@@ -851,3 +851,56 @@ async fn an_engine_behind_tls_is_reached_through_engine_ca_file() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn the_edge_reaches_an_https_rest_api_through_engine_ca_file() {
+    let (engine, mut trusted) = backend().await;
+    trusted
+        .ok(
+            "register",
+            json!({"functions": [{"id": "api::hello", "kind": "http"}]}),
+        )
+        .await;
+    trusted
+        .ok(
+            "register_trigger",
+            json!({"key": "hello", "type": "http", "function_id": "api::hello",
+                   "config": {"api_path": "/hello/:name", "http_method": "GET"}}),
+        )
+        .await;
+    let cert = crate::support::tls::TestCert::new();
+    // The REST API behind TLS: a second gateway's edge in front of it.
+    let front = Gateway::start_with_config(&format!(
+        "engine:\n  url: {}\n  rest_url: http://{}\ntls:\n  certificates: [{{ cert_file: '{}', key_file: '{}' }}]\nedge:\n  port: 0\n  routes: [{{ path_prefix: /, to: rest }}]\n",
+        engine.ws_url(),
+        engine.http(),
+        cert.cert_path().display(),
+        cert.key_path().display()
+    ))
+    .await;
+    let config = |ca: &str| {
+        format!(
+            "engine:\n  url: {}\n  rest_url: https://localhost:{}\n{ca}edge:\n  port: 0\n  routes: [{{ path_prefix: /api/, to: rest }}]\n",
+            engine.ws_url(),
+            front.addr("edge").port()
+        )
+    };
+    let trusting = Gateway::start_with_config(&config(&format!(
+        "  ca_file: '{}'\n",
+        cert.cert_path().display()
+    )))
+    .await;
+    let resp = crate::support::http::get(trusting.addr("edge"), "/api/hello/world").await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(
+        resp.json()["path_params"]["name"],
+        "world",
+        "{}",
+        resp.text()
+    );
+
+    // Without the CA the engine's certificate is refused: a gateway error, never the answer.
+    let untrusting = Gateway::start_with_config(&config("")).await;
+    let resp = crate::support::http::get(untrusting.addr("edge"), "/api/hello/world").await;
+    assert_eq!(resp.status, 502, "{}", resp.text());
+}

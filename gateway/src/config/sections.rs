@@ -51,8 +51,9 @@ pub struct EngineTarget {
     /// The Stream API (routes).
     #[serde(default = "default_stream_url")]
     pub stream_url: String,
-    /// PEM CA certificates trusted for a `wss://` engine URL by the RBAC listeners' control,
-    /// session and channel connections (default: the public web PKI).
+    /// PEM CA certificates trusted when the engine is reached over TLS: a `wss://` `url` (the
+    /// RBAC listeners' control, session and channel connections) and https / wss `rest_url` /
+    /// `stream_url` behind the edge (default: the public web PKI, the platform's for the edge).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
 }

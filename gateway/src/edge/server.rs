@@ -63,6 +63,9 @@ pub enum EdgeError {
     /// TLS is on but the certificate store is missing or unusable.
     #[error("edge TLS: {0}")]
     Tls(#[from] TlsError),
+    /// `engine.ca_file` could not be loaded.
+    #[error("engine.ca_file: {0}")]
+    EngineCa(TlsError),
     /// The edge has TLS on but no certificates were loaded.
     #[error("edge TLS is on but no tls: block was loaded")]
     NoCertificates,
@@ -192,8 +195,18 @@ pub fn start(
         || std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
         |n| n.get(),
     );
+    // Upstream TLS (an https rest_url, a wss stream_url) trusts engine.ca_file when set; it is
+    // read here first so that a bad file is our clear error, not a failure inside pingora.
+    let ca_file = match &config.engine.ca_file {
+        Some(path) => {
+            crate::tls::client_config_trusting(path).map_err(EdgeError::EngineCa)?;
+            Some(path.display().to_string())
+        }
+        None => None,
+    };
     let conf = ServerConf {
         threads,
+        ca_file,
         grace_period_seconds: Some(GRACE_PERIOD_SECS),
         graceful_shutdown_timeout_seconds: Some(RUNTIME_SHUTDOWN_SECS),
         ..ServerConf::default()
