@@ -855,19 +855,7 @@ async fn an_engine_behind_tls_is_reached_through_engine_ca_file() {
 #[tokio::test]
 async fn the_edge_reaches_an_https_rest_api_through_engine_ca_file() {
     let (engine, mut trusted) = backend().await;
-    trusted
-        .ok(
-            "register",
-            json!({"functions": [{"id": "api::hello", "kind": "http"}]}),
-        )
-        .await;
-    trusted
-        .ok(
-            "register_trigger",
-            json!({"key": "hello", "type": "http", "function_id": "api::hello",
-                   "config": {"api_path": "/hello/:name", "http_method": "GET"}}),
-        )
-        .await;
+    trusted.serve_hello().await;
     let cert = crate::support::tls::TestCert::new();
     // The REST API behind TLS: a second gateway's edge in front of it.
     let front = Gateway::start_with_config(&format!(

@@ -48,18 +48,11 @@ impl Backend {
                      "table": {"user": {"context": {"user": "u1"}}}},
                     {"id": "api::echo", "kind": "echo"},
                     {"id": "api::read", "kind": "channel_read"},
-                    {"id": "api::hello", "kind": "http"},
                     {"id": "secret::run", "kind": "echo"},
                 ]}),
             )
             .await;
-        trusted
-            .ok(
-                "register_trigger",
-                json!({"key": "hello", "type": "http", "function_id": "api::hello",
-                       "config": {"api_path": "/hello/:name", "http_method": "GET"}}),
-            )
-            .await;
+        trusted.serve_hello().await;
         let gateway = Gateway::start(&engine, LISTENER).await;
         Self {
             engine,

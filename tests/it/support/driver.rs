@@ -242,6 +242,22 @@ impl Driver {
         self.reply(id).await
     }
 
+    /// Serves `GET /hello/:name` on the engine's REST API: the `http` kind `api::hello`
+    /// answers 200 with the request object it was given.
+    pub(crate) async fn serve_hello(&mut self) {
+        self.ok(
+            "register",
+            json!({"functions": [{"id": "api::hello", "kind": "http"}]}),
+        )
+        .await;
+        self.ok(
+            "register_trigger",
+            json!({"key": "hello", "type": "http", "function_id": "api::hello",
+                   "config": {"api_path": "/hello/:name", "http_method": "GET"}}),
+        )
+        .await;
+    }
+
     /// Sends a command that must succeed; returns its `result`.
     pub(crate) async fn ok(&mut self, cmd: &str, args: Value) -> Value {
         let reply = self.request(cmd, args.clone()).await;

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-use super::{tests_dir, workspace_root};
+use super::tests_dir;
 
 /// How long the engine may take to write its ready file.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -38,19 +38,7 @@ pub(crate) struct Engine {
 
 /// Path of the engine binary: `III_ENGINE_BIN`, else `<workspace>/target/debug/iii-engine`.
 pub(crate) fn engine_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("III_ENGINE_BIN") {
-        return PathBuf::from(p);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    let bin = target.join("debug").join("iii-engine");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run `cargo build --bins` first (scripts/test does)",
-        bin.display()
-    );
-    bin
+    super::workspace_bin("iii-engine", "III_ENGINE_BIN")
 }
 
 impl Engine {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-use super::{Engine, workspace_root};
+use super::Engine;
 
 /// How long the gateway may take to write its ready file.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,19 +33,7 @@ pub(crate) struct Gateway {
 
 /// Path of the gateway binary: `III_GATEWAY_BIN`, else `<target>/debug/iii-gateway`.
 pub(crate) fn gateway_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("III_GATEWAY_BIN") {
-        return PathBuf::from(p);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    let bin = target.join("debug").join("iii-gateway");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run `cargo build --bins` first",
-        bin.display()
-    );
-    bin
+    super::workspace_bin("iii-gateway", "III_GATEWAY_BIN")
 }
 
 impl Gateway {

@@ -102,3 +102,21 @@ pub(crate) async fn exit_status(
         Err(_) => panic!("{name} did not exit within {limit:?}\n{}", output()),
     }
 }
+
+/// A binary of this workspace: `$env_var` when set, else `<target>/debug/<name>` (which must
+/// have been built: `cargo build --bins`, as scripts/test does).
+pub(crate) fn workspace_bin(name: &str, env_var: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env_var) {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let bin = target.join("debug").join(name);
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build --bins` first (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
